@@ -1,0 +1,70 @@
+import type { CloudEvent } from '@google-cloud/functions-framework';
+import { BatchStore, idsMessageSchema, paths, type ChunkMessage, type Manifest, type SealMessage } from '../shared/batch';
+import { decodePubsubEvent, describeIssues } from '../shared/events';
+import type { Logger } from '../shared/ports';
+import type { ChainDependencies } from './dependencies';
+
+/**
+ * collectIds: stores each chunk of a batch once, and when the seal and every chunk are there,
+ * declares the batch complete (a create-only marker) and announces it on the batches topic.
+ */
+export function makeCollectIds(deps: ChainDependencies): (event: CloudEvent<unknown>) => Promise<void> {
+  return async (event) => {
+    const decoded = decodePubsubEvent(event);
+    if (!decoded.ok) {
+      deps.logger.error(`Malformed message on ${deps.config.idsTopic}, acknowledged and set aside: ${decoded.problem}`, { messageId: decoded.messageId });
+      return;
+    }
+    const parsed = idsMessageSchema.safeParse(decoded.payload);
+    if (!parsed.success) {
+      deps.logger.error(`Message of the wrong shape on ${deps.config.idsTopic}, acknowledged and set aside: ${describeIssues(parsed.error.issues)}`, { messageId: decoded.messageId });
+      return;
+    }
+    const logger = deps.logger.child({ batchId: parsed.data.batchId, messageId: decoded.messageId });
+    if (parsed.data.type === 'chunk') await storeChunk(deps, logger, parsed.data);
+    else await receiveSeal(deps, logger, parsed.data);
+  };
+}
+
+async function storeChunk(deps: ChainDependencies, logger: Logger, chunk: ChunkMessage): Promise<void> {
+  const lines = chunk.ids.map((id) => JSON.stringify({ operation_id: id })).join('\n') + '\n';
+  const created = await deps.store.create(paths.chunk(chunk.batchId, chunk.chunk), lines);
+  logger.debug(created ? 'Chunk stored' : 'Chunk already stored (redelivery)', { chunk: chunk.chunk, ids: chunk.ids.length });
+  // The seal is written before its completeness check, and this chunk before this look: one of
+  // the two sees the other, so the last arrival always completes the batch.
+  if (await deps.store.exists(paths.seal(chunk.batchId))) await completeIfReady(deps, logger, chunk.batchId);
+}
+
+async function receiveSeal(deps: ChainDependencies, logger: Logger, seal: SealMessage): Promise<void> {
+  const manifest = await new BatchStore(deps.store).readManifest(seal.batchId);
+  if (!manifest) {
+    logger.error('Seal of an unknown batch (no manifest), acknowledged and set aside');
+    return;
+  }
+  if (manifest.chunkCount !== seal.chunkCount || manifest.idCount !== seal.idCount) {
+    logger.error('Seal disagrees with the batch manifest, acknowledged and set aside', { seal: { chunkCount: seal.chunkCount, idCount: seal.idCount }, manifest: { chunkCount: manifest.chunkCount, idCount: manifest.idCount } });
+    return;
+  }
+  await deps.store.create(paths.seal(seal.batchId), JSON.stringify(seal));
+  await completeIfReady(deps, logger, seal.batchId, manifest);
+}
+
+async function completeIfReady(deps: ChainDependencies, logger: Logger, batchId: string, known?: Manifest): Promise<void> {
+  const batches = new BatchStore(deps.store);
+  const manifest = known ?? (await batches.readManifest(batchId));
+  if (!manifest) return;
+  const stored = await deps.store.list(paths.chunks(batchId));
+  if (stored.length < manifest.chunkCount) {
+    logger.debug('Batch not complete yet', { chunksStored: stored.length, chunkCount: manifest.chunkCount });
+    return;
+  }
+  const won = await deps.store.create(paths.complete(batchId), deps.clock.now().toISOString());
+  const current = await batches.readState(batchId);
+  // Announcing is at least once: a run that created the marker and crashed before announcing is
+  // redelivered, finds the marker taken and the batch still SEALED, and announces. launchDataflow
+  // is idempotent, so a second announcement costs nothing.
+  if (!current || current.state.status !== 'SEALED') return;
+  await deps.publisher.publish(deps.config.batchesTopic, { data: { type: 'batch', batchId, attempt: 1 }, attributes: { type: 'batch', batchId } });
+  await batches.transition(batchId, (s) => s.status === 'SEALED', 'COLLECTED', {}, deps.clock.now());
+  logger.info(won ? 'Batch complete and announced' : 'Batch complete; announced again after an interrupted announcement', { chunkCount: manifest.chunkCount, idCount: manifest.idCount });
+}

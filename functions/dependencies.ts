@@ -1,0 +1,15 @@
+import type { Config } from '../shared/config';
+import type { Clock, JobLauncher, Logger, ObjectStore, Publisher, Warehouse } from '../shared/ports';
+
+/** What every function is built from; the composition root fills it with Google Cloud or local adapters. */
+export interface ChainDependencies {
+  config: Config;
+  warehouse: Warehouse;
+  store: ObjectStore;
+  publisher: Publisher;
+  launcher: JobLauncher;
+  clock: Clock;
+  logger: Logger;
+  /** Suffix of new batch IDs; random unless a test fixes it. */
+  batchSuffix?: () => string;
+}

@@ -1,0 +1,81 @@
+import type { CloudEvent } from '@google-cloud/functions-framework';
+import { BatchStore, JOB_LABELS, batchMessageSchema, batchSlug, batchTables, jobNameFor, labelValue, paths } from '../shared/batch';
+import { ChainError } from '../shared/errors';
+import { decodePubsubEvent, describeIssues } from '../shared/events';
+import { loadSchema } from '../shared/schema';
+import { createBatchParams } from '../shared/sql/statements';
+import { dialectOf } from '../shared/sql/render';
+import type { ChainDependencies } from './dependencies';
+
+/**
+ * launchDataflow: stages the batch's IDs as a table and launches the enrichment job for it.
+ * Every step is idempotent (deterministic load/query job IDs, deterministic job name with 409
+ * adoption), so a redelivered announcement launches nothing twice.
+ */
+export function makeLaunchDataflow(deps: ChainDependencies): (event: CloudEvent<unknown>) => Promise<void> {
+  return async (event) => {
+    const decoded = decodePubsubEvent(event);
+    if (!decoded.ok) {
+      deps.logger.error(`Malformed message on ${deps.config.batchesTopic}, acknowledged and set aside: ${decoded.problem}`, { messageId: decoded.messageId });
+      return;
+    }
+    const parsed = batchMessageSchema.safeParse(decoded.payload);
+    if (!parsed.success) {
+      deps.logger.error(`Message of the wrong shape on ${deps.config.batchesTopic}, acknowledged and set aside: ${describeIssues(parsed.error.issues)}`, { messageId: decoded.messageId });
+      return;
+    }
+    const { batchId, attempt } = parsed.data;
+    const logger = deps.logger.child({ batchId, messageId: decoded.messageId });
+    const batches = new BatchStore(deps.store);
+    const [manifest, current] = await Promise.all([batches.readManifest(batchId), batches.readState(batchId)]);
+    if (!manifest || !current) {
+      logger.error('Announcement of an unknown batch (no manifest or state), acknowledged and set aside');
+      return;
+    }
+    if (current.state.status === 'MERGED' || (current.state.status !== 'SEALED' && current.state.status !== 'COLLECTED' && current.state.attempt >= attempt)) {
+      logger.info('Batch already launched for this attempt (redelivery); nothing to do', { status: current.state.status, attempt: current.state.attempt });
+      return;
+    }
+
+    const chunkFiles = await deps.store.list(paths.chunks(batchId));
+    if (chunkFiles.length !== manifest.chunkCount) {
+      throw new ChainError(`Batch announced with ${chunkFiles.length} of ${manifest.chunkCount} chunks stored`, { batchId });
+    }
+    const { config, warehouse } = deps;
+    const tables = batchTables(config.stagingDataset, batchId);
+    const slug = batchSlug(batchId);
+    await warehouse.loadNdjson(tables.ids, chunkFiles.map((f) => deps.store.uri(f)), loadSchema('batch_ids'), { jobId: `consolidation_ids_${slug}_a${attempt}` });
+    await warehouse.query(createBatchParams(dialectOf(warehouse, config), tables.params, { batchId, windowTo: manifest.window.to }), { jobId: `consolidation_params_${slug}_a${attempt}` });
+
+    const jobName = jobNameFor(batchId, attempt);
+    const launched = await deps.launcher.launch({
+      jobName,
+      batchId,
+      attempt,
+      labels: { ...JOB_LABELS, batch_id: labelValue(batchId), attempt: String(attempt) },
+      variables: {
+        ids_table: warehouse.qualify(tables.ids),
+        params_table: warehouse.qualify(tables.params),
+        ussd_table: warehouse.qualify(config.tables.ussd),
+        transactions_table: warehouse.qualify(config.tables.transactions),
+        services_table: warehouse.qualify(config.tables.services),
+        agents_table: warehouse.qualify(config.tables.agents),
+        output_table: warehouse.plainName(tables.enriched),
+      },
+    });
+    const recorded = await batches.transition(
+      batchId,
+      (s) => s.status === 'SEALED' || s.status === 'COLLECTED' || (s.status === 'FAILED' && s.attempt < attempt),
+      'LAUNCHED',
+      { jobName: launched.jobName, jobId: launched.jobId, attempt },
+      deps.clock.now(),
+    );
+    logger.info(launched.adopted ? 'Adopted the running job of this batch' : 'Enrichment job launched', {
+      jobName: launched.jobName,
+      jobId: launched.jobId,
+      attempt,
+      ids: manifest.idCount,
+      recorded: recorded !== null,
+    });
+  };
+}

@@ -1,0 +1,134 @@
+import type { CloudEvent } from '@google-cloud/functions-framework';
+import { z } from 'zod';
+import { BATCH_ID_PATTERN, BatchStore, JOB_LABELS, batchSlug, batchTables, type BatchState, type MergeCounts } from '../shared/batch';
+import { ChainError, errorMessage } from '../shared/errors';
+import { describeIssues } from '../shared/events';
+import type { Logger, QueryResult } from '../shared/ports';
+import { enrichedProfile, mergeEnriched } from '../shared/sql/statements';
+import { dialectOf } from '../shared/sql/render';
+import type { ChainDependencies } from './dependencies';
+
+export const STATUS_CHANGED = 'google.cloud.dataflow.job.v1beta3.statusChanged';
+export const TERMINAL_STATES = new Set(['JOB_STATE_DONE', 'JOB_STATE_FAILED', 'JOB_STATE_CANCELLED', 'JOB_STATE_UPDATED', 'JOB_STATE_DRAINED']);
+const MERGE_TRIES = 3;
+
+const jobSchema = z.object({
+  id: z.string().min(1),
+  name: z.string().min(1),
+  currentState: z.string().min(1),
+  labels: z.record(z.string(), z.string()).optional(),
+});
+
+/** Batch IDs travel in job labels lowercased; this restores the batch ID. */
+export function batchIdFromLabel(label: string): string | undefined {
+  const match = /^(\d{8})t(\d{6})z-([0-9a-f]{6})$/.exec(label);
+  const batchId = match ? `${match[1]}T${match[2]}Z-${match[3]}` : undefined;
+  return batchId && BATCH_ID_PATTERN.test(batchId) ? batchId : undefined;
+}
+
+function isConcurrentUpdate(error: unknown): boolean {
+  return /could not serialize access|concurrent update/i.test(errorMessage(error));
+}
+
+/**
+ * mergeOnComplete: on the terminal state of one of our enrichment jobs, MERGEs the batch's
+ * enriched rows into the consolidated table (DONE) or records the failure. Ignores other jobs
+ * and non-terminal states.
+ */
+export function makeMergeOnComplete(deps: ChainDependencies): (event: CloudEvent<unknown>) => Promise<void> {
+  return async (event) => {
+    if (event.type !== STATUS_CHANGED) {
+      deps.logger.warn(`Event of type ${event.type} ignored: mergeOnComplete takes ${STATUS_CHANGED}`, { eventId: event.id });
+      return;
+    }
+    const parsed = jobSchema.safeParse((event.data as { payload?: unknown } | undefined)?.payload);
+    if (!parsed.success) {
+      deps.logger.error(`Job status event of the wrong shape, acknowledged and set aside: ${describeIssues(parsed.error.issues)}`, { eventId: event.id });
+      return;
+    }
+    const job = parsed.data;
+    if (job.labels?.pipeline !== JOB_LABELS.pipeline) {
+      deps.logger.debug('Job status event of another pipeline ignored', { jobName: job.name });
+      return;
+    }
+    if (!TERMINAL_STATES.has(job.currentState)) {
+      deps.logger.debug('Non-terminal job state ignored', { jobName: job.name, jobState: job.currentState });
+      return;
+    }
+    const batchId = batchIdFromLabel(job.labels.batch_id ?? '');
+    const attempt = Number(job.labels.attempt ?? '1');
+    if (!batchId || !Number.isInteger(attempt) || attempt < 1) {
+      deps.logger.error('Job of this pipeline without a valid batch_id or attempt label, acknowledged and set aside', { jobName: job.name, labels: job.labels });
+      return;
+    }
+    const logger = deps.logger.child({ batchId, jobName: job.name, jobId: job.id });
+    const batches = new BatchStore(deps.store);
+    const current = await batches.readState(batchId);
+    if (!current) {
+      logger.error('Job status event of an unknown batch, acknowledged and set aside');
+      return;
+    }
+    if (current.state.status === 'MERGED' || current.state.attempt > attempt) {
+      logger.info('Batch already merged, or the event is of an earlier attempt; nothing to do', { status: current.state.status, attempt });
+      return;
+    }
+    if (job.currentState === 'JOB_STATE_DONE') await mergeBatch(deps, logger, batchId, attempt, job);
+    else await recordFailure(deps, logger, batches, batchId, attempt, job);
+  };
+}
+
+async function mergeBatch(deps: ChainDependencies, logger: Logger, batchId: string, attempt: number, job: { id: string; name: string; currentState: string }): Promise<void> {
+  const { config, warehouse, clock } = deps;
+  const dialect = dialectOf(warehouse, config);
+  const tables = batchTables(config.stagingDataset, batchId);
+  const profile = (await warehouse.query(enrichedProfile(dialect, tables.enriched))).rows;
+  const days = [...new Set(profile.map((r) => String(r.day)))];
+  const statusCounts: Record<string, number> = {};
+  let sourceRows = 0;
+  for (const row of profile) {
+    const n = Number(row.operations);
+    statusCounts[String(row.reconciliation_status)] = (statusCounts[String(row.reconciliation_status)] ?? 0) + n;
+    sourceRows += n;
+  }
+
+  let result: QueryResult = { rows: [], dml: { inserted: 0, updated: 0, deleted: 0 } };
+  const mergeJobId = `consolidation_merge_${batchSlug(batchId)}_a${attempt}`;
+  if (sourceRows > 0) {
+    const statement = mergeEnriched(dialect, { target: config.tables.consolidated, enriched: tables.enriched }, { batchId, consolidatedAt: clock.now().toISOString(), days, force: false });
+    for (let tryNumber = 1; ; tryNumber++) {
+      try {
+        result = await warehouse.query(statement, { jobId: tryNumber === 1 ? mergeJobId : `${mergeJobId}_r${tryNumber}`, labels: { pipeline: 'consolidation' } });
+        break;
+      } catch (error) {
+        if (!isConcurrentUpdate(error) || tryNumber >= MERGE_TRIES) throw new ChainError(`MERGE of the batch failed: ${errorMessage(error)}`, { batchId, jobName: job.name, mergeJobId }, { cause: error });
+        logger.warn('MERGE hit a concurrent update; retrying', { tryNumber, mergeJobId });
+        await new Promise((resolve) => setTimeout(resolve, 500 * tryNumber));
+      }
+    }
+  }
+  const dml = result.dml ?? { inserted: 0, updated: 0, deleted: 0 };
+  const merge: MergeCounts & { statusCounts: Record<string, number> } = {
+    sourceRows,
+    inserted: dml.inserted,
+    updated: dml.updated,
+    unchanged: sourceRows - dml.inserted - dml.updated,
+    statusCounts,
+  };
+  const marked = await new BatchStore(deps.store).transition(
+    batchId,
+    (s: BatchState) => s.status !== 'MERGED' && s.attempt <= attempt,
+    'MERGED',
+    { merge, mergeJobId, jobName: job.name, jobId: job.id, jobState: job.currentState, attempt },
+    clock.now(),
+  );
+  logger.info(marked ? 'Batch merged into the consolidated table' : 'Batch was marked merged by another delivery', { ...merge, mergeJobId, days: days.length });
+  for (const table of [tables.ids, tables.params, tables.enriched]) {
+    await warehouse.dropTable(table).catch((error) => logger.warn('Could not drop a batch table; it expires on its own', { table: table.table, error }));
+  }
+}
+
+async function recordFailure(deps: ChainDependencies, logger: Logger, batches: BatchStore, batchId: string, attempt: number, job: { id: string; name: string; currentState: string }): Promise<void> {
+  const reason = `Dataflow job ${job.name} (${job.id}) ended in ${job.currentState}`;
+  await batches.transition(batchId, (s) => s.status !== 'MERGED' && s.status !== 'FAILED', 'FAILED', { reason, jobName: job.name, jobId: job.id, jobState: job.currentState, attempt }, deps.clock.now());
+  logger.error(`Batch failed: ${reason}. Its IDs stay in the state bucket; re-run it by announcing it again with the next attempt.`, { attempt, jobState: job.currentState });
+}

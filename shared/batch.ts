@@ -1,0 +1,176 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import type { ObjectStore, TableRef } from './ports';
+
+/**
+ * The batch protocol's names and records: batch IDs, object paths, the manifest, the state
+ * machine SEALED -> COLLECTED -> LAUNCHED -> MERGED (or FAILED), and the messages on both topics.
+ */
+
+export const BATCH_ID_PATTERN = /^\d{8}T\d{6}Z-[0-9a-f]{6}$/;
+export const batchIdSchema = z.string().regex(BATCH_ID_PATTERN, 'must be a batch ID such as 20260115T102000Z-1a2b3c');
+
+/** Batch IDs sort by the end of their window; the suffix tells apart two runs over the same window. */
+export function newBatchId(windowEnd: Date, suffix: string = randomBytes(3).toString('hex')): string {
+  const compact = windowEnd.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+  return `${compact}-${suffix}`;
+}
+
+/** The part of table and job names that names the batch (lowercase, underscores only). */
+export function batchSlug(batchId: string): string {
+  return batchId.toLowerCase().replace(/-/g, '_');
+}
+
+/** Dataflow job name: deterministic per batch and attempt, [a-z]([-a-z0-9]*[a-z0-9])?. */
+export function jobNameFor(batchId: string, attempt: number): string {
+  return `consolidation-${batchId.toLowerCase()}-a${attempt}`;
+}
+
+export const JOB_LABELS = { pipeline: 'consolidation' } as const;
+
+/** Dataflow label values: lowercase letters, digits, - and _. */
+export function labelValue(batchId: string): string {
+  return batchId.toLowerCase();
+}
+
+export function batchTables(stagingDataset: string, batchId: string): { ids: TableRef; params: TableRef; enriched: TableRef } {
+  const slug = batchSlug(batchId);
+  return {
+    ids: { dataset: stagingDataset, table: `ids_${slug}` },
+    params: { dataset: stagingDataset, table: `params_${slug}` },
+    enriched: { dataset: stagingDataset, table: `enriched_${slug}` },
+  };
+}
+
+export const paths = {
+  batch: (batchId: string) => `batches/${batchId}/`,
+  manifest: (batchId: string) => `batches/${batchId}/manifest.json`,
+  state: (batchId: string) => `batches/${batchId}/state.json`,
+  chunks: (batchId: string) => `batches/${batchId}/chunks/`,
+  chunk: (batchId: string, n: number) => `batches/${batchId}/chunks/${String(n).padStart(6, '0')}.ndjson`,
+  /** Written by collectIds when the seal arrives. */
+  seal: (batchId: string) => `batches/${batchId}/seal.json`,
+  /** Create-only: whoever creates it declares the batch complete, once. */
+  complete: (batchId: string) => `batches/${batchId}/complete`,
+};
+
+const isoTimestamp = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'must be an RFC 3339 timestamp');
+export const windowSchema = z.object({ from: isoTimestamp, to: isoTimestamp }).strict();
+export type Window = z.infer<typeof windowSchema>;
+
+export const rejectedSchema = z.object({ missingOperationId: z.number().int().min(0), missingSourceTimestamp: z.number().int().min(0) });
+export type RejectedRows = z.infer<typeof rejectedSchema>;
+
+export const manifestSchema = z.object({
+  batchId: batchIdSchema,
+  window: windowSchema,
+  chunkCount: z.number().int().min(1),
+  idCount: z.number().int().min(1),
+  chunkSize: z.number().int().min(1),
+  rejected: rejectedSchema,
+  createdAt: isoTimestamp,
+});
+export type Manifest = z.infer<typeof manifestSchema>;
+
+export const MAX_IDS_PER_CHUNK = 100_000;
+
+export const chunkMessageSchema = z
+  .object({
+    type: z.literal('chunk'),
+    batchId: batchIdSchema,
+    chunk: z.number().int().min(0),
+    ids: z.array(z.string().min(1)).min(1).max(MAX_IDS_PER_CHUNK),
+  })
+  .strict();
+export const sealMessageSchema = z
+  .object({
+    type: z.literal('seal'),
+    batchId: batchIdSchema,
+    chunkCount: z.number().int().min(1),
+    idCount: z.number().int().min(1),
+    window: windowSchema,
+  })
+  .strict();
+export const idsMessageSchema = z.discriminatedUnion('type', [chunkMessageSchema, sealMessageSchema]);
+export type ChunkMessage = z.infer<typeof chunkMessageSchema>;
+export type SealMessage = z.infer<typeof sealMessageSchema>;
+export type IdsMessage = z.infer<typeof idsMessageSchema>;
+
+export const batchMessageSchema = z.object({ type: z.literal('batch'), batchId: batchIdSchema, attempt: z.number().int().min(1) }).strict();
+export type BatchMessage = z.infer<typeof batchMessageSchema>;
+
+export type BatchStatus = 'SEALED' | 'COLLECTED' | 'LAUNCHED' | 'MERGED' | 'FAILED';
+
+export interface MergeCounts {
+  sourceRows: number;
+  inserted: number;
+  updated: number;
+  unchanged: number;
+  /** Operations of the batch per reconciliation_status. */
+  statusCounts?: Record<string, number>;
+}
+
+export interface BatchState {
+  batchId: string;
+  status: BatchStatus;
+  attempt: number;
+  jobName?: string;
+  jobId?: string;
+  /** Terminal Dataflow state of the job, once known. */
+  jobState?: string;
+  merge?: MergeCounts;
+  mergeJobId?: string;
+  reason?: string;
+  updatedAt: string;
+  /** Every transition with its time, oldest first. */
+  history: { status: BatchStatus; at: string }[];
+}
+
+/** Reads and writes one batch's objects; every write is create-only or generation-matched. */
+export class BatchStore {
+  constructor(private readonly store: ObjectStore) {}
+
+  async readManifest(batchId: string): Promise<Manifest | null> {
+    const object = await this.store.read(paths.manifest(batchId));
+    return object ? manifestSchema.parse(JSON.parse(object.data)) : null;
+  }
+
+  async createManifest(manifest: Manifest): Promise<boolean> {
+    return this.store.create(paths.manifest(manifest.batchId), JSON.stringify(manifest, null, 2));
+  }
+
+  async readState(batchId: string): Promise<{ state: BatchState; generation: string } | null> {
+    const object = await this.store.read(paths.state(batchId));
+    return object ? { state: JSON.parse(object.data) as BatchState, generation: object.generation } : null;
+  }
+
+  async createState(batchId: string, at: Date): Promise<boolean> {
+    const state: BatchState = { batchId, status: 'SEALED', attempt: 0, updatedAt: at.toISOString(), history: [{ status: 'SEALED', at: at.toISOString() }] };
+    return this.store.create(paths.state(batchId), JSON.stringify(state, null, 2));
+  }
+
+  /**
+   * Moves the batch to `status` if its current state passes `allowed`, with a generation match,
+   * so that of two concurrent writers exactly one wins. Returns the new state, or null when the
+   * state did not allow the move or another writer won.
+   */
+  async transition(
+    batchId: string,
+    allowed: (state: BatchState) => boolean,
+    status: BatchStatus,
+    changes: Partial<Omit<BatchState, 'batchId' | 'status' | 'history' | 'updatedAt'>>,
+    at: Date,
+  ): Promise<BatchState | null> {
+    const current = await this.readState(batchId);
+    if (!current || !allowed(current.state)) return null;
+    const next: BatchState = {
+      ...current.state,
+      ...changes,
+      status,
+      updatedAt: at.toISOString(),
+      history: [...current.state.history, { status, at: at.toISOString() }],
+    };
+    const written = await this.store.replace(paths.state(batchId), JSON.stringify(next, null, 2), current.generation);
+    return written ? next : null;
+  }
+}

@@ -1,0 +1,34 @@
+import type { CloudEvent } from '@google-cloud/functions-framework';
+
+/** A Pub/Sub message as a CloudEvent carries it: `data.message.{data (base64), attributes, messageId}`. */
+export type DecodedMessage =
+  | { ok: true; messageId: string; attributes: Record<string, string>; payload: unknown }
+  | { ok: false; messageId: string; problem: string };
+
+interface PubsubEnvelope {
+  message?: { data?: unknown; attributes?: unknown; messageId?: unknown; message_id?: unknown };
+}
+
+/** Decodes the JSON payload of a Pub/Sub CloudEvent, or says what is wrong with it. */
+export function decodePubsubEvent(event: CloudEvent<unknown>): DecodedMessage {
+  const envelope = (event.data ?? {}) as PubsubEnvelope;
+  const message = envelope.message;
+  const messageId = String(message?.messageId ?? message?.message_id ?? event.id ?? 'unknown');
+  if (!message || typeof message !== 'object') return { ok: false, messageId, problem: 'the event has no Pub/Sub message (data.message)' };
+  if (typeof message.data !== 'string' || message.data.length === 0) return { ok: false, messageId, problem: 'the message has no data' };
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(message.data)) return { ok: false, messageId, problem: 'the message data is not base64' };
+  const text = Buffer.from(message.data, 'base64').toString('utf8');
+  let payload: unknown;
+  try {
+    payload = JSON.parse(text);
+  } catch {
+    return { ok: false, messageId, problem: 'the message data is not JSON' };
+  }
+  const attributes = message.attributes && typeof message.attributes === 'object' ? (message.attributes as Record<string, string>) : {};
+  return { ok: true, messageId, attributes, payload };
+}
+
+/** A zod error as one readable line: "ids: expected array; chunk: too small". */
+export function describeIssues(issues: { path: PropertyKey[]; message: string }[]): string {
+  return issues.map((i) => `${i.path.map(String).join('.') || '(message)'}: ${i.message}`).join('; ');
+}

@@ -1,0 +1,168 @@
+import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Config } from '../config';
+import { JsonLogger } from '../logger';
+import type { Logger } from '../ports';
+import { DEMO_DEFAULTS, releaseArrivals, seedDemoWarehouse } from '../local/demo-data';
+import { DuckDbWarehouse } from '../local/duckdb-warehouse';
+import { FolderObjectStore } from '../local/folder-store';
+import { runCycle, type CycleProgress, type CycleReport } from '../local/cycle';
+import { LocalStack, StackClock } from '../local/stack';
+import { emulatorPublisher } from '../local/pubsub-emulator';
+import { formatCycle, ProgressLine } from './report';
+
+export interface RunOptions {
+  config: Config;
+  mode: 'once' | 'watch' | 'catch-up';
+  everyMs: number;
+  now?: Date;
+  demoRows?: number;
+  /** Set when the user named a warehouse: it must exist and is never seeded. */
+  warehouse?: string;
+  pubsubEmulator: boolean;
+  emulatorHost?: string;
+  verbose: boolean;
+  interactive: boolean;
+  out: (line: string) => void;
+}
+
+const DEMO_SCHEMA_PROBE = "SELECT COUNT(*) AS n FROM information_schema.schemata WHERE schema_name = 'demo_arrivals'";
+
+/** `consolidate run`: prepares the warehouse, starts the local stack, runs the cycles, prints their summaries. */
+export async function runCommand(options: RunOptions): Promise<number> {
+  const { config, out } = options;
+  const stateDir = resolve(config.stateDir);
+  mkdirSync(join(stateDir, 'logs'), { recursive: true });
+  const logFile = join(stateDir, 'logs', 'consolidate.log');
+  const logger = new JsonLogger((line) => {
+    appendFileSync(logFile, `${line}\n`);
+    if (options.verbose) process.stderr.write(`${line}\n`);
+  }, options.verbose ? 'DEBUG' : config.logLevel === 'DEBUG' ? 'DEBUG' : 'INFO');
+
+  const warehouseFile = resolve(options.warehouse ?? (config.warehouseFile || join(stateDir, 'demo.duckdb')));
+  const userWarehouse = options.warehouse !== undefined || config.warehouseFile !== '';
+  if (userWarehouse && !existsSync(warehouseFile)) {
+    out(`consolidate: no warehouse at ${warehouseFile}. Point --warehouse at an existing DuckDB file holding the source tables, or leave it out to use the demo warehouse.`);
+    return 2;
+  }
+  let demoEndAt: Date | undefined;
+  if (!userWarehouse) demoEndAt = await prepareDemo(warehouseFile, config, options, logger);
+
+  const clock = new StackClock();
+  let stack: LocalStack;
+  try {
+    stack = await LocalStack.start({
+      config,
+      warehouseFile,
+      logger,
+      clock,
+      publisher: options.pubsubEmulator ? (s) => emulatorPublisher({ urls: s.urls, config, logger, host: options.emulatorHost, out }) : undefined,
+    });
+  } catch (error) {
+    out(`consolidate: ${error instanceof Error ? error.message : String(error)}`);
+    return 1;
+  }
+  const isDemo = Number((await stack.warehouse.query({ sql: DEMO_SCHEMA_PROBE, params: {} })).rows[0]?.n ?? 0) > 0;
+  out(`Local stack up: warehouse ${warehouseFile}${isDemo ? ' (demo)' : ''}, state ${stateDir}, ${options.pubsubEmulator ? 'Pub/Sub emulator' : 'local bus'}; log ${logFile}`);
+
+  const progress = new ProgressLine(options.interactive, (text) => process.stdout.write(text));
+  let failures = 0;
+  const cycle = async (n: number, at: Date | undefined): Promise<CycleReport> => {
+    clock.set(at);
+    if (isDemo && at) {
+      const released = await releaseArrivals(await stack.warehouse.connect(), at);
+      if (released.ussd + released.transactions > 0) logger.info('Demo: late rows arrived', { ...released, upTo: at.toISOString() });
+    }
+    const report = await runCycle(stack, {
+      onProgress: (p: CycleProgress) => progress.show(`cycle ${n} · ${p.stage} · IDs published ${p.idsPublished} · rows merged ${p.rowsMerged}`),
+      quietMs: options.pubsubEmulator ? 20_000 : 2_000,
+    });
+    progress.clear();
+    for (const line of formatCycle(n, report)) out(line);
+    if (!report.ok) failures++;
+    return report;
+  };
+
+  try {
+    if (options.mode === 'once') {
+      await cycle(1, options.now);
+    } else if (options.mode === 'watch') {
+      await watch(options, cycle, out);
+    } else {
+      const target = options.now ?? (isDemo ? new Date((demoEndAt ?? demoEnd()).getTime() + config.safetyLagMs) : new Date());
+      await catchUp(stack, config, target, options.everyMs, cycle, out);
+    }
+  } finally {
+    await stack.stop();
+  }
+  if (failures > 0) {
+    out(`consolidate: ${failures} cycle(s) failed; see ${logFile}`);
+    return 1;
+  }
+  return 0;
+}
+
+function demoEnd(): Date {
+  return new Date(DEMO_DEFAULTS.start.getTime() + DEMO_DEFAULTS.hours * 3_600_000);
+}
+
+/** Creates and seeds the demo warehouse on first run; its watermark starts at the demo's start. */
+async function prepareDemo(file: string, config: Config, options: RunOptions, logger: Logger): Promise<Date> {
+  const end = demoEnd();
+  if (existsSync(file)) return end;
+  mkdirSync(resolve(file, '..'), { recursive: true });
+  const started = performance.now();
+  const warehouse = await DuckDbWarehouse.open(file, { logger });
+  try {
+    const summary = await seedDemoWarehouse(await warehouse.connect(), { ...DEMO_DEFAULTS, operations: options.demoRows ?? DEMO_DEFAULTS.operations });
+    options.out(
+      `Demo warehouse created at ${file}: ${summary.operations} operations, ${summary.ussdRows} USSD rows, ${summary.transactionRows} transaction rows ` +
+        `from ${summary.start.toISOString()} to ${summary.end.toISOString()} (${summary.lateRowsHeld} late rows to arrive) in ${Math.round(performance.now() - started)} ms`,
+    );
+  } finally {
+    await warehouse.close();
+  }
+  const store = new FolderObjectStore(join(resolve(config.stateDir), 'bucket'));
+  await store.create(config.watermarkObject, DEMO_DEFAULTS.start.toISOString());
+  return end;
+}
+
+/**
+ * Runs cycles the way the scheduler would have, one per `everyMs` of simulated time, from the
+ * watermark until the window reaches `target`. Without a watermark yet, one cycle covers everything.
+ */
+async function catchUp(
+  stack: LocalStack,
+  config: Config,
+  target: Date,
+  everyMs: number,
+  cycle: (n: number, at: Date) => Promise<CycleReport>,
+  out: (line: string) => void,
+): Promise<void> {
+  for (let n = 1; ; n++) {
+    const stored = await stack.store.read(config.watermarkObject);
+    const watermark = stored ? new Date(stored.data.trim()) : undefined;
+    if (watermark && watermark.getTime() >= target.getTime() - config.safetyLagMs) {
+      out(`Caught up: watermark ${watermark.toISOString()} (target ${target.toISOString()} minus a safety lag of ${config.safetyLagMs / 1000}s).`);
+      return;
+    }
+    const at = watermark ? new Date(Math.min(target.getTime(), watermark.getTime() + config.safetyLagMs + everyMs)) : target;
+    const report = await cycle(n, at);
+    if (!report.ok) return;
+  }
+}
+
+async function watch(options: RunOptions, cycle: (n: number, at: Date | undefined) => Promise<CycleReport>, out: (line: string) => void): Promise<void> {
+  let stopping = false;
+  const stop = () => {
+    stopping = true;
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  out(`Watching: a cycle every ${options.everyMs / 60_000} min; Ctrl-C stops after the current cycle.`);
+  for (let n = 1; !stopping; n++) {
+    const next = Date.now() + options.everyMs;
+    await cycle(n, undefined);
+    while (!stopping && Date.now() < next) await new Promise((r) => setTimeout(r, Math.min(500, next - Date.now())));
+  }
+}

@@ -1,0 +1,140 @@
+import { BatchStore, type BatchState, type RejectedRows } from '../batch';
+import type { PublishResult } from '../../functions/publish-ops';
+import { DATAFLOW_EVENTS, type LocalStack } from './stack';
+
+export type Stage = 'extract and publish' | 'collect' | 'stage IDs and launch' | 'pipeline' | 'merge' | 'done';
+
+export interface CycleProgress {
+  stage: Stage;
+  idsPublished: number;
+  rowsMerged: number;
+}
+
+export interface StageTimes {
+  publish: number;
+  collect: number;
+  launch: number;
+  pipeline: number;
+  merge: number;
+  total: number;
+}
+
+export interface CycleReport {
+  ok: boolean;
+  outcome: 'up-to-date' | 'empty' | 'merged' | 'failed' | 'stuck';
+  error?: string;
+  batchId?: string;
+  window?: { from: string; to: string };
+  watermark?: string;
+  idCount: number;
+  chunkCount: number;
+  rejected?: RejectedRows;
+  jobName?: string;
+  jobState?: string;
+  state?: BatchState;
+  stagesMs?: StageTimes;
+  deadLetters: number;
+}
+
+export interface CycleOptions {
+  onProgress?: (progress: CycleProgress) => void;
+  /** Gives up on a batch that has not finished in this time. */
+  timeoutMs?: number;
+  /** A batch whose chain is quiet for this long without finishing is reported stuck. */
+  quietMs?: number;
+}
+
+/**
+ * One scheduler tick on the local stack: calls publishOps over HTTP like Cloud Scheduler, then
+ * follows the batch through the chain until it is MERGED or FAILED, timing each stage.
+ */
+export async function runCycle(stack: LocalStack, options: CycleOptions = {}): Promise<CycleReport> {
+  const started = performance.now();
+  const marks: Partial<Record<'published' | 'collected' | 'launched' | 'pipelineDone' | 'merged', number>> = {};
+  const progress: CycleProgress = { stage: 'extract and publish', idsPublished: 0, rowsMerged: 0 };
+  const report = (stage?: Stage) => {
+    if (stage) progress.stage = stage;
+    options.onProgress?.({ ...progress });
+  };
+  const deadLettersBefore = stack.bus.deadLettered().length;
+  const onPublished = (event: { topic: string; data: unknown }) => {
+    const data = event.data as { type?: string; ids?: unknown[]; payload?: { currentState?: string } };
+    if (event.topic === stack.config.idsTopic && data?.type === 'chunk') {
+      progress.idsPublished += data.ids?.length ?? 0;
+      report();
+    } else if (event.topic === stack.config.batchesTopic) {
+      marks.collected ??= performance.now();
+      report('stage IDs and launch');
+    } else if (event.topic === DATAFLOW_EVENTS) {
+      const state = data?.payload?.currentState ?? '';
+      if (state === 'JOB_STATE_QUEUED') {
+        marks.launched ??= performance.now();
+        report('pipeline');
+      } else if (/DONE|FAILED|CANCELLED|UPDATED|DRAINED/.test(state)) {
+        marks.pipelineDone ??= performance.now();
+        report('merge');
+      }
+    }
+  };
+  stack.bus.events.on('published', onPublished);
+  try {
+    report();
+    const response = await fetch(stack.urls.publishOps, { method: 'POST' });
+    const body = (await response.json().catch(() => ({}))) as PublishResult & { error?: string };
+    marks.published = performance.now();
+    if (!response.ok) {
+      return { ok: false, outcome: 'failed', error: `publishOps answered ${response.status}: ${body.error ?? 'no message'}`, idCount: 0, chunkCount: 0, deadLetters: stack.bus.deadLettered().length - deadLettersBefore };
+    }
+    if (body.status !== 'sealed') {
+      report('done');
+      return {
+        ok: true,
+        outcome: body.status,
+        watermark: body.watermark,
+        window: body.status === 'empty' ? body.window : undefined,
+        rejected: body.status === 'empty' ? body.rejected : undefined,
+        idCount: 0,
+        chunkCount: 0,
+        deadLetters: 0,
+      };
+    }
+    report('collect');
+    const base = { batchId: body.batchId, window: body.window, watermark: body.watermark, idCount: body.idCount, chunkCount: body.chunkCount, rejected: body.rejected };
+    const state = await waitForBatch(stack, body.batchId, options);
+    const deadLetters = stack.bus.deadLettered().length - deadLettersBefore;
+    if (state?.status === 'MERGED') {
+      marks.merged = performance.now();
+      progress.rowsMerged = (state.merge?.inserted ?? 0) + (state.merge?.updated ?? 0);
+      report('done');
+    }
+    const at = (mark: number | undefined, fallback: number) => mark ?? fallback;
+    const t1 = at(marks.published, started);
+    const t2 = at(marks.collected, t1);
+    const t3 = at(marks.launched, t2);
+    const t4 = at(marks.pipelineDone, t3);
+    const t5 = at(marks.merged, performance.now());
+    const stagesMs: StageTimes = { publish: t1 - started, collect: t2 - t1, launch: t3 - t2, pipeline: t4 - t3, merge: t5 - t4, total: t5 - started };
+    const common = { ...base, jobName: state?.jobName, jobState: state?.jobState, state: state ?? undefined, stagesMs, deadLetters };
+    if (state?.status === 'MERGED') return { ok: deadLetters === 0, outcome: 'merged', ...common, error: deadLetters ? `${deadLetters} message(s) dead-lettered` : undefined };
+    if (state?.status === 'FAILED') return { ok: false, outcome: 'failed', error: state.reason ?? 'the batch failed', ...common };
+    return { ok: false, outcome: 'stuck', error: `the batch stopped moving in state ${state?.status ?? 'unknown'}${deadLetters ? ` (${deadLetters} message(s) dead-lettered)` : ''}`, ...common };
+  } finally {
+    stack.bus.events.off('published', onPublished);
+  }
+}
+
+async function waitForBatch(stack: LocalStack, batchId: string, options: CycleOptions): Promise<BatchState | undefined> {
+  const batches = new BatchStore(stack.store);
+  const deadline = performance.now() + (options.timeoutMs ?? 30 * 60_000);
+  const quietLimit = options.quietMs ?? 2_000;
+  let quietSince: number | undefined;
+  for (;;) {
+    const current = (await batches.readState(batchId))?.state;
+    if (current && (current.status === 'MERGED' || current.status === 'FAILED')) return current;
+    const now = performance.now();
+    if (stack.quiet()) quietSince ??= now;
+    else quietSince = undefined;
+    if ((quietSince !== undefined && now - quietSince > quietLimit) || now > deadline) return current;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}

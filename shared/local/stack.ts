@@ -1,0 +1,151 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
+import { getTestServer } from '@google-cloud/functions-framework/testing';
+import { buildHandlers } from '../../functions/handlers';
+import { STATUS_CHANGED } from '../../functions/merge-on-complete';
+import { registerFunctions, type FunctionName } from '../../functions/registry';
+import type { ChainDependencies } from '../../functions/dependencies';
+import type { Config } from '../config';
+import type { Clock, Logger, Publisher } from '../ports';
+import { loadSchema } from '../schema';
+import { LocalBus } from './bus';
+import { DuckDbWarehouse } from './duckdb-warehouse';
+import { FolderObjectStore } from './folder-store';
+import { LocalPipelineRunner, type DataflowJob } from './pipeline-runner';
+
+/** The repository's pipeline file, from the source tree or the compiled package alike. */
+export function pipelineFilePath(): string {
+  const here = __dirname;
+  return here.includes(join('dist', 'shared'))
+    ? join(here, '..', '..', '..', 'shared', 'pipeline', 'consolidation.yaml')
+    : join(here, '..', 'pipeline', 'consolidation.yaml');
+}
+
+/** A clock the stack sets per cycle: fixed to a simulated instant, or following real time. */
+export class StackClock implements Clock {
+  private fixed: Date | undefined;
+  set(instant: Date | undefined): void {
+    this.fixed = instant;
+  }
+  now(): Date {
+    return this.fixed ? new Date(this.fixed) : new Date();
+  }
+}
+
+export interface LocalStackOptions {
+  config: Config;
+  /** The DuckDB file; the caller has checked or seeded it. */
+  warehouseFile: string;
+  logger: Logger;
+  clock: StackClock;
+  /** Replaces the local bus as the publisher of the two topics (the Pub/Sub emulator). */
+  publisher?: (stack: { urls: Record<FunctionName, string> }) => Promise<Publisher & { close?: () => Promise<void> }>;
+  /** Forces the terminal state of a job (fault injection). */
+  jobOutcome?: ConstructorParameters<typeof LocalPipelineRunner>[0]['outcome'];
+}
+
+export const DATAFLOW_EVENTS = 'dataflow-job-status';
+
+/**
+ * The whole chain on one machine: the four functions on Functions Framework servers on
+ * loopback, DuckDB for BigQuery, a folder for the bucket, the local bus for Pub/Sub and
+ * Eventarc, and the local runner for Dataflow.
+ */
+export class LocalStack {
+  private constructor(
+    readonly config: Config,
+    readonly warehouse: DuckDbWarehouse,
+    readonly store: FolderObjectStore,
+    readonly bus: LocalBus,
+    readonly runner: LocalPipelineRunner,
+    readonly urls: Record<FunctionName, string>,
+    private readonly servers: Server[],
+    readonly logger: Logger,
+    readonly clock: StackClock,
+    private readonly externalPublisher: (Publisher & { close?: () => Promise<void> }) | undefined,
+  ) {}
+
+  static async start(options: LocalStackOptions): Promise<LocalStack> {
+    const { config, logger, clock } = options;
+    const warehouse = await DuckDbWarehouse.open(options.warehouseFile, { logger });
+    const stateDir = resolve(config.stateDir);
+    const store = new FolderObjectStore(join(stateDir, 'bucket'));
+    const bus = new LocalBus({
+      maxAttempts: config.localBusMaxAttempts,
+      concurrency: config.localBusConcurrency,
+      deadLetterDir: join(stateDir, 'dead-letter'),
+      logger,
+    });
+    const runner = new LocalPipelineRunner({
+      warehouse,
+      pipelineFile: pipelineFilePath(),
+      project: 'local',
+      region: config.region,
+      clock,
+      logger,
+      outcome: options.jobOutcome,
+      emit: async (job: DataflowJob) => {
+        bus.emitEvent({
+          topic: DATAFLOW_EVENTS,
+          type: STATUS_CHANGED,
+          source: `//dataflow.googleapis.com/projects/local/locations/${config.region}`,
+          subject: `jobs/${job.id}`,
+          extensions: { job: job.name },
+          data: { payload: job },
+        });
+      },
+    });
+    await warehouse.ensureTable(config.tables.consolidated, loadSchema('consolidated_table'), { partitionField: 'created_at', clusterFields: ['operation_id'] });
+
+    // The servers start before the publisher is known (the emulator's push endpoints need
+    // their URLs), so the handlers publish through a forwarder set just below.
+    let publisher: Publisher = bus;
+    const deps: ChainDependencies = {
+      config,
+      warehouse,
+      store,
+      publisher: { publish: (topic, message) => publisher.publish(topic, message) },
+      launcher: runner,
+      clock,
+      logger,
+    };
+    registerFunctions(buildHandlers(deps));
+    const servers: Server[] = [];
+    const urls = {} as Record<FunctionName, string>;
+    for (const name of ['publishOps', 'collectIds', 'launchDataflow', 'mergeOnComplete'] as const) {
+      const server = getTestServer(name);
+      await new Promise<void>((ready) => server.listen(0, '127.0.0.1', ready));
+      servers.push(server);
+      urls[name] = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+    }
+    bus.subscribe(config.idsTopic, 'collect-ids', urls.collectIds);
+    bus.subscribe(config.batchesTopic, 'launch-dataflow', urls.launchDataflow);
+    bus.subscribe(DATAFLOW_EVENTS, 'merge-on-complete', urls.mergeOnComplete);
+    const external = options.publisher ? await options.publisher({ urls }) : undefined;
+    if (external) publisher = external;
+    return new LocalStack(config, warehouse, store, bus, runner, urls, servers, logger, clock, external);
+  }
+
+  /** True when no message is moving and no job is running (the emulator's queue is not visible). */
+  quiet(): boolean {
+    return this.bus.isIdle() && this.runner.jobs().every((job) => isTerminal(job.currentState));
+  }
+
+  async stop(): Promise<void> {
+    this.bus.close();
+    await this.externalPublisher?.close?.();
+    await Promise.all(
+      this.servers.map((server) => {
+        server.closeAllConnections();
+        return new Promise<void>((done) => server.close(() => done()));
+      }),
+    );
+    await this.runner.idle();
+    await this.warehouse.close();
+  }
+}
+
+export function isTerminal(state: string): boolean {
+  return ['JOB_STATE_DONE', 'JOB_STATE_FAILED', 'JOB_STATE_CANCELLED', 'JOB_STATE_UPDATED', 'JOB_STATE_DRAINED'].includes(state);
+}

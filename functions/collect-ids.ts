@@ -21,21 +21,21 @@ export function makeCollectIds(deps: ChainDependencies): (event: CloudEvent<unkn
       return;
     }
     const logger = deps.logger.child({ batchId: parsed.data.batchId, messageId: decoded.messageId });
-    if (parsed.data.type === 'chunk') await storeChunk(deps, logger, parsed.data);
-    else await receiveSeal(deps, logger, parsed.data);
+    if (parsed.data.type === 'chunk') await storeChunk(deps, logger, parsed.data, decoded.messageId);
+    else await receiveSeal(deps, logger, parsed.data, decoded.messageId);
   };
 }
 
-async function storeChunk(deps: ChainDependencies, logger: Logger, chunk: ChunkMessage): Promise<void> {
+async function storeChunk(deps: ChainDependencies, logger: Logger, chunk: ChunkMessage, messageId: string): Promise<void> {
   const lines = chunk.ids.map((id) => JSON.stringify({ operation_id: id })).join('\n') + '\n';
   const created = await deps.store.create(paths.chunk(chunk.batchId, chunk.chunk), lines);
   logger.debug(created ? 'Chunk stored' : 'Chunk already stored (redelivery)', { chunk: chunk.chunk, ids: chunk.ids.length });
   // The seal is written before its completeness check, and this chunk before this look: one of
   // the two sees the other, so the last arrival always completes the batch.
-  if (await deps.store.exists(paths.seal(chunk.batchId))) await completeIfReady(deps, logger, chunk.batchId);
+  if (await deps.store.exists(paths.seal(chunk.batchId))) await completeIfReady(deps, logger, chunk.batchId, messageId);
 }
 
-async function receiveSeal(deps: ChainDependencies, logger: Logger, seal: SealMessage): Promise<void> {
+async function receiveSeal(deps: ChainDependencies, logger: Logger, seal: SealMessage, messageId: string): Promise<void> {
   const manifest = await new BatchStore(deps.store).readManifest(seal.batchId);
   if (!manifest) {
     logger.error('Seal of an unknown batch (no manifest), acknowledged and set aside');
@@ -46,25 +46,44 @@ async function receiveSeal(deps: ChainDependencies, logger: Logger, seal: SealMe
     return;
   }
   await deps.store.create(paths.seal(seal.batchId), JSON.stringify(seal));
-  await completeIfReady(deps, logger, seal.batchId, manifest);
+  await completeIfReady(deps, logger, seal.batchId, messageId, manifest);
 }
 
-async function completeIfReady(deps: ChainDependencies, logger: Logger, batchId: string, known?: Manifest): Promise<void> {
+async function completeIfReady(deps: ChainDependencies, logger: Logger, batchId: string, messageId: string, known?: Manifest): Promise<void> {
   const batches = new BatchStore(deps.store);
   const manifest = known ?? (await batches.readManifest(batchId));
   if (!manifest) return;
-  const stored = await deps.store.list(paths.chunks(batchId));
+  // Counts the batch's own chunk numbers only: a stray chunk n >= chunkCount must not stand in for a missing one.
+  const listed = new Set(await deps.store.list(paths.chunks(batchId)));
+  const stored = Array.from({ length: manifest.chunkCount }, (_, n) => paths.chunk(batchId, n)).filter((path) => listed.has(path));
   if (stored.length < manifest.chunkCount) {
     logger.debug('Batch not complete yet', { chunksStored: stored.length, chunkCount: manifest.chunkCount });
     return;
   }
-  const won = await deps.store.create(paths.complete(batchId), deps.clock.now().toISOString());
+  const won = await deps.store.create(paths.complete(batchId), JSON.stringify({ completedAt: deps.clock.now().toISOString(), messageId }));
+  // Only the delivery that took the marker announces: the others (concurrent arrivals of the last
+  // chunks and the seal) stop here, so without a crash the batch is announced exactly once.
+  if (!won) {
+    const owner = await markerOwner(deps, batchId);
+    if (owner !== undefined && owner !== messageId) return;
+  }
   const current = await batches.readState(batchId);
   // Announcing is at least once: a run that created the marker and crashed before announcing is
-  // redelivered, finds the marker taken and the batch still SEALED, and announces. launchDataflow
-  // is idempotent, so a second announcement costs nothing.
+  // redelivered (same message ID), finds the marker its own and the batch still SEALED, and
+  // announces. launchDataflow is idempotent, so a second announcement costs nothing.
   if (!current || current.state.status !== 'SEALED') return;
   await deps.publisher.publish(deps.config.batchesTopic, { data: { type: 'batch', batchId, attempt: 1 }, attributes: { type: 'batch', batchId } });
   await batches.transition(batchId, (s) => s.status === 'SEALED', 'COLLECTED', {}, deps.clock.now());
   logger.info(won ? 'Batch complete and announced' : 'Batch complete; announced again after an interrupted announcement', { chunkCount: manifest.chunkCount, idCount: manifest.idCount });
+}
+
+/** The message ID that took the complete marker (undefined for a marker of an older version: anyone may announce). */
+async function markerOwner(deps: ChainDependencies, batchId: string): Promise<string | undefined> {
+  const marker = await deps.store.read(paths.complete(batchId));
+  try {
+    const owner = (JSON.parse(marker?.data ?? '') as { messageId?: unknown }).messageId;
+    return typeof owner === 'string' ? owner : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -37,9 +37,12 @@ export function makeLaunchDataflow(deps: ChainDependencies): (event: CloudEvent<
       return;
     }
 
-    const chunkFiles = await deps.store.list(paths.chunks(batchId));
-    if (chunkFiles.length !== manifest.chunkCount) {
-      throw new ChainError(`Batch announced with ${chunkFiles.length} of ${manifest.chunkCount} chunks stored`, { batchId });
+    // The batch's own chunk numbers only: a stray chunk n >= chunkCount is neither counted nor loaded.
+    const listed = new Set(await deps.store.list(paths.chunks(batchId)));
+    const chunkFiles = Array.from({ length: manifest.chunkCount }, (_, n) => paths.chunk(batchId, n));
+    const storedCount = chunkFiles.filter((file) => listed.has(file)).length;
+    if (storedCount !== manifest.chunkCount) {
+      throw new ChainError(`Batch announced with ${storedCount} of ${manifest.chunkCount} chunks stored`, { batchId });
     }
     const { config, warehouse } = deps;
     const tables = batchTables(config.stagingDataset, batchId);

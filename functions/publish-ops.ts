@@ -119,7 +119,9 @@ export async function publishChangedOperations(deps: ChainDependencies): Promise
     throw new ChainError('The batch already exists in the state bucket', { batchId });
   }
   const seal: SealMessage = { type: 'seal', batchId, chunkCount, idCount, window };
-  await publisher.publish(config.idsTopic, { data: seal, attributes: { type: 'seal', batchId } });
+  await publisher.publish(config.idsTopic, { data: seal, attributes: { type: 'seal', batchId } }).catch((error: unknown) => {
+    throw new ChainError(`Publishing the seal failed; the batch stays unsealed and the watermark is not moved: ${errorMessage(error)}`, { batchId, window }, { cause: error });
+  });
   await advanceWatermark(deps, watermarkObject?.generation, to, batchId);
   logger.info('Batch sealed and watermark advanced', { window, idCount, chunkCount, watermark: to.toISOString(), manifest: paths.manifest(batchId) });
   return { status: 'sealed', batchId, window, idCount, chunkCount, rejected, watermark: to.toISOString() };

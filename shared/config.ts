@@ -105,7 +105,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const values: Record<string, unknown> = {};
   const problems: { variable: string; problem: string }[] = [];
   for (const [name, spec] of Object.entries(VARIABLES) as [VariableName, VariableSpec][]) {
-    const raw = env[name] ?? spec.default;
+    // An empty variable (KEY= in a .env file, "" in a Terraform map) means "not set": take the default.
+    const raw = env[name] === undefined || env[name] === '' ? spec.default : env[name];
     if (raw === undefined || raw === '') {
       values[name] = raw ?? '';
       continue;

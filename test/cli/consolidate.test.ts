@@ -1,0 +1,130 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { DuckDbWarehouse } from '../../shared/local/duckdb-warehouse';
+import { duckdbCreateTable, loadSchema } from '../../shared/schema';
+
+const ROOT = resolve(__dirname, '..', '..');
+const CLI = join(ROOT, 'shared', 'cli', 'consolidate.ts');
+
+/** Runs the CLI as a user would (a separate process), with a clean environment. */
+function consolidate(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    const child = spawn(process.execPath, ['--require', 'tsx/cjs', CLI, ...args], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => (stdout += c));
+    child.stderr.on('data', (c) => (stderr += c));
+    child.on('close', (code) => done({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+const SOURCE_DUMP = `SELECT 'u' AS t, COUNT(*) AS n, SUM(hash(operation_id, status, source_timestamp)) AS h FROM main.ussd_operations
+  UNION ALL SELECT 'x', COUNT(*), SUM(hash(transaction_id, status, updated_at)) FROM main.transactiongu
+  UNION ALL SELECT 's', COUNT(*), SUM(hash(service_id)) FROM main.services
+  UNION ALL SELECT 'a', COUNT(*), SUM(hash(agent_code)) FROM main.agents ORDER BY t`;
+
+/** A warehouse the tool did not create: the four source tables and a few rows, by hand. */
+async function userWarehouse(file: string, withAgents = true): Promise<void> {
+  const warehouse = await DuckDbWarehouse.open(file);
+  const c = await warehouse.connect();
+  for (const name of ['ussd_operations', 'transactiongu', 'services', ...(withAgents ? ['agents'] : [])] as const) {
+    await c.run(duckdbCreateTable(`main."${name}"`, loadSchema(name)));
+  }
+  await c.run(`INSERT INTO main.services VALUES ('S1', 'Cash in', 'WALLET')`);
+  if (withAgents) await c.run(`INSERT INTO main.agents VALUES ('A1', 'Boutique Ndiaye', 'Dakar')`);
+  await c.run(`INSERT INTO main.transactiongu VALUES
+    ('T1', 'S1', 'P1', 5000, 50, 10, 'PENDING', '2026-05-01T09:01:00Z'),
+    ('T1', 'S1', 'P1', 5000, 50, 10, 'SUCCESSFUL', '2026-05-01T09:05:00Z'),
+    ('T2', 'S1', 'P2', 700, 7, 1, 'SUCCESSFUL', '2026-05-01T09:06:00Z')`);
+  await c.run(`INSERT INTO main.ussd_operations VALUES
+    ('OP1', 'S-1', '221770000001', '*144#', 'CASHIN', 5000, 'XOF', 'INITIATED', 'T1', 'A1', '2026-05-01T09:00:00Z', '2026-05-01T09:00:00Z'),
+    ('OP1', 'S-1', '221770000001', '*144#', 'CASHIN', 5000, 'XOF', 'SUCCESS', 'T1', 'A1', '2026-05-01T09:00:00Z', '2026-05-01T09:04:00Z'),
+    ('OP2', 'S-2', '221770000002', '*144#', 'TRANSFER', 750, 'XOF', 'SUCCESS', 'T2', NULL, '2026-05-01T09:02:00Z', '2026-05-01T09:03:00Z'),
+    ('OP3', 'S-3', '221770000003', '*144#', 'AIRTIME', 100, 'XOF', 'TIMEOUT', NULL, 'A1', '2026-05-01T09:02:00Z', '2026-05-01T09:07:00Z'),
+    (NULL, 'S-4', '221770000004', '*144#', 'AIRTIME', 100, 'XOF', 'SUCCESS', NULL, NULL, '2026-05-01T09:02:00Z', '2026-05-01T09:07:00Z')`);
+  await warehouse.close();
+}
+
+async function dump(file: string, sql: string) {
+  const warehouse = await DuckDbWarehouse.open(file);
+  try {
+    return (await warehouse.query({ sql, params: {} })).rows;
+  } finally {
+    await warehouse.close();
+  }
+}
+
+describe('consolidate (the CLI)', function () {
+  this.timeout(120_000);
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'cli-'))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('--help lists the run options', async () => {
+    const { code, stdout } = await consolidate(['--help']);
+    assert.equal(code, 0);
+    for (const option of ['--once', '--watch', '--every', '--warehouse', '--state-dir', '--now', '--demo-rows', '--pubsub-emulator']) assert.match(stdout, new RegExp(option));
+  });
+
+  it('run --once on a warehouse it did not create: consolidates, leaves the sources as they were, exits 0', async () => {
+    const file = join(dir, 'mine.duckdb');
+    await userWarehouse(file);
+    const before = await dump(file, SOURCE_DUMP);
+    const state = join(dir, 'state');
+    const { code, stdout, stderr } = await consolidate(['run', '--once', '--warehouse', file, '--state-dir', state, '--now', '2026-05-01T09:30:00Z']);
+    assert.equal(code, 0, stdout + stderr);
+    assert.match(stdout, /cycle 1: batch \d{8}T\d{6}Z-[0-9a-f]{6} .* 3 IDs in 1 chunk/);
+    assert.match(stdout, /3 inserted, 0 updated, 0 unchanged/);
+    assert.match(stdout, /MATCHED 1 · MISSING_TRANSACTION 1 · STATUS_MISMATCH 1|AMOUNT_MISMATCH 1 · MATCHED 1 · MISSING_TRANSACTION 1/);
+    assert.match(stdout, /rejected rows: 1 without operation_id, 0 without source_timestamp/);
+    assert.deepEqual(await dump(file, SOURCE_DUMP), before);
+    const rows = await dump(file, 'SELECT operation_id, reconciliation_status, ussd_status, transaction_status FROM consolidated_dataset.consolidated_table ORDER BY operation_id');
+    assert.deepEqual(rows, [
+      { operation_id: 'OP1', reconciliation_status: 'MATCHED', ussd_status: 'SUCCESS', transaction_status: 'SUCCESSFUL' },
+      { operation_id: 'OP2', reconciliation_status: 'AMOUNT_MISMATCH', ussd_status: 'SUCCESS', transaction_status: 'SUCCESSFUL' },
+      { operation_id: 'OP3', reconciliation_status: 'MISSING_TRANSACTION', ussd_status: 'TIMEOUT', transaction_status: null },
+    ]);
+    assert.equal(readFileSync(join(state, 'bucket', 'last_timestamp.txt'), 'utf8').trim(), '2026-05-01T09:28:00.000Z');
+    assert.ok(existsSync(join(state, 'logs', 'consolidate.log')));
+
+    const again = await consolidate(['run', '--once', '--warehouse', file, '--state-dir', state, '--now', '2026-05-01T09:30:00Z']);
+    assert.equal(again.code, 0);
+    assert.match(again.stdout, /nothing to do/);
+  });
+
+  const refusals = [
+    { name: 'a warehouse file that does not exist', args: (d: string) => ['run', '--once', '--warehouse', join(d, 'nope.duckdb'), '--state-dir', d], code: 2, message: /no warehouse at .*nope\.duckdb/ },
+    { name: 'an unknown command', args: () => ['launch'], code: 2, message: /unknown command "launch"/ },
+    { name: '--once with --watch', args: () => ['run', '--once', '--watch'], code: 2, message: /exclude each other/ },
+    { name: 'a malformed --now', args: () => ['run', '--once', '--now', 'yesterday'], code: 2, message: /--now yesterday: expected an RFC 3339 timestamp/ },
+  ];
+  for (const c of refusals) {
+    it(`refuses ${c.name} with a clear message`, async () => {
+      const { code, stdout, stderr } = await consolidate(c.args(dir));
+      assert.equal(code, c.code);
+      assert.match(stdout + stderr, c.message);
+    });
+  }
+
+  it('names every bad configuration variable in one message', async () => {
+    const { code, stderr } = await consolidate(['run', '--once', '--state-dir', dir], { CHUNK_SIZE: '0', LOOKBACK: 'soon', USSD_TABLE: 'ussd-ops; DROP' });
+    assert.equal(code, 2);
+    assert.match(stderr, /Invalid configuration: .*CHUNK_SIZE.*USSD_TABLE.*LOOKBACK|Invalid configuration/);
+    for (const name of ['CHUNK_SIZE', 'LOOKBACK', 'USSD_TABLE']) assert.match(stderr, new RegExp(name));
+  });
+
+  it('stops with the missing source table named, and creates nothing in the sources', async () => {
+    const file = join(dir, 'partial.duckdb');
+    await userWarehouse(file, false);
+    const { code, stdout } = await consolidate(['run', '--once', '--warehouse', file, '--state-dir', join(dir, 's'), '--now', '2026-05-01T09:30:00Z']);
+    assert.equal(code, 1);
+    assert.match(stdout, /table main\.agents is missing/);
+    assert.deepEqual(await dump(file, "SELECT table_name FROM information_schema.tables WHERE table_name = 'agents'"), []);
+  });
+});

@@ -1,0 +1,104 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, type Config } from '../../shared/config';
+import { JsonLogger } from '../../shared/logger';
+import { runCycle, type CycleReport } from '../../shared/local/cycle';
+import { appendChanges, releaseArrivals, seedDemoWarehouse } from '../../shared/local/demo-data';
+import { DuckDbWarehouse } from '../../shared/local/duckdb-warehouse';
+import { LocalStack, StackClock } from '../../shared/local/stack';
+import { compareConsolidated, expectedConsolidation, expectedRejects } from '../support/oracle';
+
+const START = new Date('2026-03-02T08:00:00Z');
+const minutes = (n: number) => new Date(START.getTime() + n * 60_000);
+
+/**
+ * Each cycle: what happens to the sources before it (beyond the seeded history and its late
+ * arrivals), and the scheduler's clock for it.
+ */
+const CYCLES: { name: string; clock: Date; changes?: Parameters<typeof appendChanges>[1] }[] = [
+  { name: 'first window: the seeded first hour', clock: minutes(62) },
+  { name: 'second window: status updates, settlements and late rows of the first', clock: minutes(122) },
+  {
+    name: 'third window: a wave of new operations, updates, settlements, late rows and duplicates',
+    clock: minutes(142),
+    changes: { at: minutes(139), seed: 11, newOperations: 120, updates: 80, settlements: 60, lateRows: 15, duplicates: 10 },
+  },
+  {
+    name: 'fourth window: another wave',
+    clock: minutes(162),
+    changes: { at: minutes(159), seed: 12, newOperations: 60, updates: 90, settlements: 70, lateRows: 10, duplicates: 10 },
+  },
+  { name: 'fifth window: nothing changed', clock: minutes(182) },
+];
+
+describe('the chain end to end on the local stack', function () {
+  this.timeout(240_000);
+  let dir: string;
+  let config: Config;
+  let stack: LocalStack;
+  const logs: { severity: string; message: string }[] = [];
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'chain-e2e-'));
+    const file = join(dir, 'warehouse.duckdb');
+    const seeding = await DuckDbWarehouse.open(file);
+    await seedDemoWarehouse(await seeding.connect(), { operations: 900, start: START, hours: 2, seed: 7 });
+    await seeding.close();
+    config = loadConfig({ STATE_DIR: join(dir, 'state'), CHUNK_SIZE: '50', LOOKBACK: '15m', SAFETY_LAG: '2m', LOCAL_BUS_MAX_ATTEMPTS: '3' });
+    stack = await LocalStack.start({ config, warehouseFile: file, logger: new JsonLogger((line) => logs.push(JSON.parse(line)), 'DEBUG'), clock: new StackClock() });
+    await stack.store.create(config.watermarkObject, START.toISOString());
+  });
+
+  after(async () => {
+    await stack?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const reports: CycleReport[] = [];
+  let watermark = START;
+  for (const cycle of CYCLES) {
+    it(`${cycle.name}: consolidated_table equals a from-scratch consolidation`, async () => {
+      const connection = await stack.warehouse.connect();
+      await releaseArrivals(connection, cycle.clock);
+      if (cycle.changes) await appendChanges(connection, cycle.changes);
+      stack.clock.set(cycle.clock);
+
+      const report = await runCycle(stack, { quietMs: 3_000 });
+      reports.push(report);
+      assert.equal(report.ok, true, report.error);
+      const windowEnd = new Date(cycle.clock.getTime() - config.safetyLagMs);
+      assert.equal(report.window?.to, windowEnd.toISOString());
+      assert.equal(report.window?.from, new Date(watermark.getTime() - config.lookbackMs).toISOString());
+
+      const rejects = await expectedRejects(connection, watermark, windowEnd);
+      assert.deepEqual(report.rejected, { missingOperationId: rejects.missingOperationId, missingSourceTimestamp: rejects.missingSourceTimestamp });
+
+      const expected = await expectedConsolidation(connection, windowEnd);
+      const diff = await compareConsolidated(connection, '"consolidated_dataset"."consolidated_table"', expected);
+      assert.deepEqual({ missing: diff.missing.slice(0, 5), unexpected: diff.unexpected.slice(0, 5), different: diff.different.slice(0, 5) }, { missing: [], unexpected: [], different: [] });
+      assert.equal(diff.checked, expected.size);
+      watermark = windowEnd;
+    });
+  }
+
+  it('merged inserts, updates and unchanged re-reads across the cycles, and dead-lettered nothing', () => {
+    const merged = reports.filter((r) => r.outcome === 'merged');
+    assert.ok(merged.length >= 4, `${merged.length} cycles merged`);
+    const total = (key: 'inserted' | 'updated' | 'unchanged') => merged.reduce((sum, r) => sum + (r.state?.merge?.[key] ?? 0), 0);
+    assert.ok(total('inserted') > 900, `inserted ${total('inserted')}`);
+    assert.ok(total('updated') > 50, `updated ${total('updated')}`);
+    assert.ok(total('unchanged') > 0, `unchanged ${total('unchanged')}`);
+    assert.ok(reports.every((r) => r.deadLetters === 0));
+    assert.deepEqual(logs.filter((l) => l.severity === 'ERROR'), []);
+    const statuses = new Set(merged.flatMap((r) => Object.keys(r.state?.merge?.statusCounts ?? {})));
+    assert.deepEqual([...statuses].sort(), ['AMOUNT_MISMATCH', 'MATCHED', 'MISSING_TRANSACTION', 'PENDING', 'STATUS_MISMATCH']);
+  });
+
+  it('leaves no batch table behind and every batch MERGED', async () => {
+    const tables = await stack.warehouse.query({ sql: "SELECT table_name FROM information_schema.tables WHERE table_schema = 'consolidation_staging'", params: {} });
+    assert.deepEqual(tables.rows, []);
+    for (const report of reports.filter((r) => r.batchId)) assert.equal(report.state?.status, 'MERGED');
+  });
+});

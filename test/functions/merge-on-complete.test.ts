@@ -1,0 +1,339 @@
+import assert from 'node:assert/strict';
+import type { CloudEvent } from '@google-cloud/functions-framework';
+import { makeMergeOnComplete } from '../../functions/merge-on-complete';
+import { jobNameFor, paths, type BatchStatus } from '../../shared/batch';
+import { ChainError } from '../../shared/errors';
+import { TEST_BATCH_ID, jobStatusEvent, makeFakes, seedBatch, stateOf, type Fakes, type JobPayload } from '../support/fakes';
+
+const SLUG = '20260115t102000z_abc123';
+const MERGE_JOB_ID = `consolidation_merge_${SLUG}_a1`;
+const BATCH_TABLES = ['ids', 'params', 'enriched'].map((t) => ({ dataset: 'consolidation_staging', table: `${t}_${SLUG}` }));
+
+function ourJob(state: string, attempt = 1, overrides: Partial<JobPayload> = {}): JobPayload {
+  return {
+    id: `2026-01-15_02_22_00-job${attempt}`,
+    name: jobNameFor(TEST_BATCH_ID, attempt),
+    currentState: state,
+    labels: { pipeline: 'consolidation', batch_id: '20260115t102000z-abc123', attempt: String(attempt) },
+    ...overrides,
+  };
+}
+
+async function launched(f: Fakes, attempt = 1, status: BatchStatus = 'LAUNCHED'): Promise<void> {
+  await seedBatch(f.store, { status, state: { attempt, jobName: jobNameFor(TEST_BATCH_ID, attempt), jobId: `2026-01-15_02_22_00-job${attempt}` } });
+}
+
+async function deliver(f: Fakes, event: CloudEvent<unknown>): Promise<void> {
+  await makeMergeOnComplete(f.deps)(event);
+}
+
+/** Two creation days, two statuses: 6 operations. The MERGE inserts 4 and updates 1. */
+function scriptMerge(f: Fakes): void {
+  f.warehouse.profile = [
+    { day: '2026-01-14', reconciliation_status: 'MATCHED', operations: 3 },
+    { day: '2026-01-15', reconciliation_status: 'MATCHED', operations: 2 },
+    { day: '2026-01-15', reconciliation_status: 'PENDING', operations: 1 },
+  ];
+  f.warehouse.mergeStats = { inserted: 4, updated: 1, deleted: 0 };
+}
+
+const EXPECTED_COUNTS = { sourceRows: 6, inserted: 4, updated: 1, unchanged: 1, statusCounts: { MATCHED: 5, PENDING: 1 } };
+
+function nothingDone(f: Fakes, status: BatchStatus): void {
+  assert.equal(f.warehouse.statements.length, 0, 'no query ran');
+  assert.equal(f.warehouse.drops.length, 0, 'no table dropped');
+  assert.equal(stateOf(f.store)?.status, status, 'state unchanged');
+}
+
+describe('mergeOnComplete', () => {
+  it('DONE of our job -> profile, one MERGE, MERGED with its counts, batch tables dropped', async () => {
+    const f = makeFakes();
+    await launched(f);
+    scriptMerge(f);
+    f.clock.set('2026-01-15T10:41:00.000Z');
+    await deliver(f, jobStatusEvent(ourJob('JOB_STATE_DONE')));
+
+    assert.deepEqual(f.warehouse.statements.map((s) => s.kind), ['profile', 'merge']);
+    const [profile, merge] = f.warehouse.statements;
+    assert.match(profile.sql, new RegExp(`FROM "consolidation_staging"\\."enriched_${SLUG}"`));
+    assert.match(merge.sql, /^MERGE INTO "consolidated_dataset"\."consolidated_table" AS T/);
+    assert.match(merge.sql, new RegExp(`FROM "consolidation_staging"\\."enriched_${SLUG}"`));
+    assert.equal(merge.options?.jobId, MERGE_JOB_ID);
+    assert.deepEqual(merge.params, {
+      batch_id: { type: 'STRING', value: TEST_BATCH_ID },
+      consolidated_at: { type: 'TIMESTAMP', value: '2026-01-15T10:41:00.000Z' },
+      days: { type: 'DATE_ARRAY', value: ['2026-01-14', '2026-01-15'] },
+      force: { type: 'BOOL', value: false },
+    });
+    assert.ok(!merge.sql.includes(TEST_BATCH_ID) && !merge.sql.includes('2026-01-14'), 'no value spliced into the SQL');
+
+    const state = stateOf(f.store);
+    assert.equal(state?.status, 'MERGED');
+    assert.deepEqual(state?.merge, EXPECTED_COUNTS);
+    assert.equal(state?.mergeJobId, MERGE_JOB_ID);
+    assert.equal(state?.jobState, 'JOB_STATE_DONE');
+    assert.equal(state?.attempt, 1);
+    assert.deepEqual(state?.history.map((h) => h.status), ['SEALED', 'LAUNCHED', 'MERGED']);
+    assert.deepEqual(f.warehouse.drops, BATCH_TABLES);
+
+    const info = f.logger.at('INFO').find((e) => /merged into the consolidated table/.test(e.message));
+    assert.ok(info, 'the merge is logged');
+    assert.equal(info.fields.batchId, TEST_BATCH_ID);
+    assert.equal(info.fields.jobName, jobNameFor(TEST_BATCH_ID, 1));
+    assert.equal(info.fields.inserted, 4);
+    assert.deepEqual(f.logger.at('ERROR'), []);
+  });
+
+  const mergeable: { name: string; status: BatchStatus; attempt: number }[] = [
+    { name: 'COLLECTED (LAUNCHED was never recorded)', status: 'COLLECTED', attempt: 1 },
+    { name: 'LAUNCHED, attempt 2 (a relaunch)', status: 'LAUNCHED', attempt: 2 },
+  ];
+  for (const c of mergeable) {
+    it(`DONE merges a batch in ${c.name}`, async () => {
+      const f = makeFakes();
+      await launched(f, c.attempt, c.status);
+      scriptMerge(f);
+      await deliver(f, jobStatusEvent(ourJob('JOB_STATE_DONE', c.attempt)));
+      assert.equal(f.warehouse.of('merge').length, 1);
+      assert.equal(f.warehouse.of('merge')[0].options?.jobId, `consolidation_merge_${SLUG}_a${c.attempt}`);
+      assert.equal(stateOf(f.store)?.status, 'MERGED');
+      assert.equal(stateOf(f.store)?.attempt, c.attempt);
+    });
+  }
+
+  it('DONE with no enriched rows -> no MERGE, MERGED with zero counts, tables dropped', async () => {
+    const f = makeFakes();
+    await launched(f);
+    f.warehouse.profile = [];
+    await deliver(f, jobStatusEvent(ourJob('JOB_STATE_DONE')));
+    assert.deepEqual(f.warehouse.statements.map((s) => s.kind), ['profile']);
+    assert.equal(stateOf(f.store)?.status, 'MERGED');
+    assert.deepEqual(stateOf(f.store)?.merge, { sourceRows: 0, inserted: 0, updated: 0, unchanged: 0, statusCounts: {} });
+    assert.deepEqual(f.warehouse.drops, BATCH_TABLES);
+  });
+
+  describe('redelivery', () => {
+    it('DONE delivered again after MERGED -> no second MERGE', async () => {
+      const f = makeFakes();
+      await launched(f);
+      scriptMerge(f);
+      const event = jobStatusEvent(ourJob('JOB_STATE_DONE'));
+      await deliver(f, event);
+      await deliver(f, event);
+      await deliver(f, jobStatusEvent(ourJob('JOB_STATE_DONE')));
+      assert.equal(f.warehouse.of('merge').length, 1);
+      assert.equal(f.warehouse.of('profile').length, 1);
+      assert.equal(stateOf(f.store)?.status, 'MERGED');
+      assert.deepEqual(stateOf(f.store)?.history.map((h) => h.status), ['SEALED', 'LAUNCHED', 'MERGED']);
+    });
+
+    it('a crash after the MERGE, before MERGED is written -> the redelivery gets the same MERGE job, merging once', async () => {
+      const f = makeFakes();
+      await launched(f);
+      scriptMerge(f);
+      f.store.failOn('replace', paths.state(TEST_BATCH_ID), new Error('503 backend error'));
+      const event = jobStatusEvent(ourJob('JOB_STATE_DONE'));
+      await assert.rejects(deliver(f, event), /503/);
+      assert.equal(stateOf(f.store)?.status, 'LAUNCHED');
+      await deliver(f, event);
+      const merges = f.warehouse.of('merge');
+      assert.deepEqual(merges.map((m) => m.options?.jobId), [MERGE_JOB_ID, MERGE_JOB_ID], 'the same deterministic job ID');
+      assert.equal(f.warehouse.executed('merge').length, 1, 'the MERGE ran once');
+      assert.equal(stateOf(f.store)?.status, 'MERGED');
+      assert.deepEqual(stateOf(f.store)?.merge, EXPECTED_COUNTS);
+    });
+
+    it('two concurrent deliveries of DONE -> one MERGE runs, the batch is MERGED once', async () => {
+      const f = makeFakes();
+      await launched(f);
+      scriptMerge(f);
+      const event = jobStatusEvent(ourJob('JOB_STATE_DONE'));
+      await Promise.all([deliver(f, event), deliver(f, event)]);
+      assert.equal(f.warehouse.executed('merge').length, 1);
+      assert.equal(stateOf(f.store)?.status, 'MERGED');
+      assert.equal(stateOf(f.store)?.history.filter((h) => h.status === 'MERGED').length, 1);
+    });
+  });
+
+  describe('events that are not ours, or not terminal, are ignored', () => {
+    const cases: { name: string; job: JobPayload }[] = [
+      { name: 'a job without labels', job: { id: 'j-1', name: 'nightly-export', currentState: 'JOB_STATE_DONE' } },
+      { name: 'a job of another pipeline', job: { id: 'j-2', name: 'other', currentState: 'JOB_STATE_DONE', labels: { pipeline: 'billing', batch_id: '20260115t102000z-abc123' } } },
+      { name: 'a job with our batch label but no pipeline label', job: { id: 'j-3', name: 'x', currentState: 'JOB_STATE_FAILED', labels: { batch_id: '20260115t102000z-abc123' } } },
+      ...['JOB_STATE_QUEUED', 'JOB_STATE_PENDING', 'JOB_STATE_RUNNING', 'JOB_STATE_CANCELLING', 'JOB_STATE_DRAINING', 'JOB_STATE_RESOURCE_CLEANING_UP', 'JOB_STATE_STOPPED', 'JOB_STATE_UNKNOWN'].map((state) => ({
+        name: `our job in ${state}`,
+        job: ourJob(state),
+      })),
+    ];
+    for (const c of cases) {
+      it(c.name, async () => {
+        const f = makeFakes();
+        await launched(f);
+        scriptMerge(f);
+        await deliver(f, jobStatusEvent(c.job));
+        nothingDone(f, 'LAUNCHED');
+        assert.deepEqual(f.logger.entries.filter((e) => e.severity === 'ERROR' || e.severity === 'WARNING'), []);
+      });
+    }
+  });
+
+  describe('a job that did not finish -> FAILED with a reason, logged at ERROR', () => {
+    const states = ['JOB_STATE_FAILED', 'JOB_STATE_CANCELLED', 'JOB_STATE_DRAINED', 'JOB_STATE_UPDATED'];
+    for (const jobState of states) {
+      it(jobState, async () => {
+        const f = makeFakes();
+        await launched(f);
+        await deliver(f, jobStatusEvent(ourJob(jobState)));
+        const state = stateOf(f.store);
+        assert.equal(state?.status, 'FAILED');
+        assert.equal(state?.jobState, jobState);
+        assert.equal(state?.attempt, 1);
+        assert.match(state?.reason ?? '', new RegExp(`${jobNameFor(TEST_BATCH_ID, 1)}.*${jobState}`));
+        assert.equal(f.warehouse.of('merge').length, 0);
+        assert.equal(f.warehouse.drops.length, 0, 'the batch tables stay for a relaunch');
+        const errors = f.logger.at('ERROR');
+        assert.equal(errors.length, 1);
+        assert.equal(errors[0].fields.batchId, TEST_BATCH_ID);
+        assert.equal(errors[0].fields.jobName, jobNameFor(TEST_BATCH_ID, 1));
+        assert.match(errors[0].message, new RegExp(jobState));
+      });
+    }
+
+    it('FAILED delivered twice -> recorded once', async () => {
+      const f = makeFakes();
+      await launched(f);
+      const event = jobStatusEvent(ourJob('JOB_STATE_FAILED'));
+      await deliver(f, event);
+      await deliver(f, event);
+      assert.equal(stateOf(f.store)?.history.filter((h) => h.status === 'FAILED').length, 1);
+    });
+
+    it('FAILED after MERGED (a stale event) -> the batch stays MERGED', async () => {
+      const f = makeFakes();
+      await launched(f, 1, 'MERGED');
+      await deliver(f, jobStatusEvent(ourJob('JOB_STATE_FAILED')));
+      assert.equal(stateOf(f.store)?.status, 'MERGED');
+    });
+  });
+
+  it('an event of an earlier attempt -> nothing done', async () => {
+    const f = makeFakes();
+    await launched(f, 2);
+    scriptMerge(f);
+    for (const state of ['JOB_STATE_DONE', 'JOB_STATE_FAILED']) await deliver(f, jobStatusEvent(ourJob(state, 1)));
+    nothingDone(f, 'LAUNCHED');
+    assert.equal(stateOf(f.store)?.attempt, 2);
+  });
+
+  describe('bad input is logged and acknowledged', () => {
+    const cases: { name: string; event: CloudEvent<unknown>; severity: 'WARNING' | 'ERROR'; says: RegExp }[] = [
+      { name: 'an event of another type', event: jobStatusEvent(ourJob('JOB_STATE_DONE'), { type: 'google.cloud.pubsub.topic.v1.messagePublished', id: 'evt-1' }), severity: 'WARNING', says: /messagePublished ignored/ },
+      { name: 'no payload', event: jobStatusEvent(undefined, { id: 'evt-2' }), severity: 'ERROR', says: /wrong shape/ },
+      { name: 'a payload without a job ID', event: jobStatusEvent(ourJob('JOB_STATE_DONE', 1, { id: undefined }), { id: 'evt-3' }), severity: 'ERROR', says: /id/ },
+      { name: 'a payload without a state', event: jobStatusEvent(ourJob('JOB_STATE_DONE', 1, { currentState: '' }), { id: 'evt-4' }), severity: 'ERROR', says: /currentState/ },
+      { name: 'labels that are not strings', event: jobStatusEvent(ourJob('JOB_STATE_DONE', 1, { labels: { pipeline: 'consolidation', attempt: 1 } }), { id: 'evt-5' }), severity: 'ERROR', says: /labels/ },
+      { name: 'a payload that is a string', event: jobStatusEvent('JOB_STATE_DONE' as unknown as JobPayload, { id: 'evt-6' }), severity: 'ERROR', says: /wrong shape/ },
+      {
+        name: 'our pipeline label without a batch_id label',
+        event: jobStatusEvent(ourJob('JOB_STATE_DONE', 1, { labels: { pipeline: 'consolidation', attempt: '1' } }), { id: 'evt-7' }),
+        severity: 'ERROR',
+        says: /without a valid batch_id/,
+      },
+      {
+        name: 'a bad attempt label',
+        event: jobStatusEvent(ourJob('JOB_STATE_DONE', 1, { labels: { pipeline: 'consolidation', batch_id: '20260115t102000z-abc123', attempt: 'zero' } }), { id: 'evt-8' }),
+        severity: 'ERROR',
+        says: /attempt/,
+      },
+      {
+        name: 'a batch that does not exist',
+        event: jobStatusEvent(ourJob('JOB_STATE_DONE', 1, { labels: { pipeline: 'consolidation', batch_id: '20260115t102000z-ffffff', attempt: '1' } }), { id: 'evt-9' }),
+        severity: 'ERROR',
+        says: /unknown batch/,
+      },
+    ];
+    for (const c of cases) {
+      it(c.name, async () => {
+        const f = makeFakes();
+        await launched(f);
+        scriptMerge(f);
+        await deliver(f, c.event); // resolves: acknowledged
+        const logged = f.logger.at(c.severity);
+        assert.equal(logged.length, 1, `one ${c.severity} entry`);
+        assert.match(logged[0].message, c.says);
+        nothingDone(f, 'LAUNCHED');
+      });
+    }
+
+    it('the error of a bad event names the event', async () => {
+      const f = makeFakes();
+      await deliver(f, jobStatusEvent(undefined, { id: 'evt-named' }));
+      assert.equal(f.logger.at('ERROR')[0].fields.eventId, 'evt-named');
+    });
+  });
+
+  describe('MERGE errors', () => {
+    it('a concurrent-update error is retried with a new job ID, then succeeds', async () => {
+      const f = makeFakes();
+      await launched(f);
+      scriptMerge(f);
+      f.warehouse.failNext('merge', new Error('Could not serialize access to table consolidated_table due to concurrent update'));
+      await deliver(f, jobStatusEvent(ourJob('JOB_STATE_DONE')));
+      assert.deepEqual(f.warehouse.of('merge').map((m) => m.options?.jobId), [MERGE_JOB_ID, `${MERGE_JOB_ID}_r2`]);
+      assert.equal(stateOf(f.store)?.status, 'MERGED');
+      assert.deepEqual(stateOf(f.store)?.merge, EXPECTED_COUNTS);
+      const warnings = f.logger.at('WARNING');
+      assert.equal(warnings.length, 1);
+      assert.match(warnings[0].message, /concurrent update; retrying/);
+      assert.equal(warnings[0].fields.batchId, TEST_BATCH_ID);
+    });
+
+    const failing: { name: string; errors: Error[]; tries: number }[] = [
+      { name: 'another error -> not retried', errors: [new Error('Syntax error: Unexpected keyword QUALIFY')], tries: 1 },
+      { name: 'concurrent updates on every try -> gives up after 3', errors: [1, 2, 3].map(() => new Error('Transaction aborted due to concurrent update')), tries: 3 },
+    ];
+    for (const c of failing) {
+      it(`${c.name}: throws with batchId and jobName in the error's context, nothing recorded`, async () => {
+        const f = makeFakes();
+        await launched(f);
+        scriptMerge(f);
+        for (const error of c.errors) f.warehouse.failNext('merge', error);
+        await assert.rejects(deliver(f, jobStatusEvent(ourJob('JOB_STATE_DONE'))), (error: unknown) => {
+          assert.ok(error instanceof ChainError);
+          assert.match(error.message, /MERGE of the batch failed/);
+          assert.match(error.message, new RegExp(c.errors[c.errors.length - 1].message));
+          assert.equal(error.context.batchId, TEST_BATCH_ID);
+          assert.equal(error.context.jobName, jobNameFor(TEST_BATCH_ID, 1));
+          assert.ok(String(error.context.mergeJobId).startsWith(MERGE_JOB_ID));
+          assert.equal(error.cause, c.errors[c.errors.length - 1]);
+          return true;
+        });
+        assert.equal(f.warehouse.of('merge').length, c.tries);
+        assert.equal(stateOf(f.store)?.status, 'LAUNCHED');
+        assert.equal(f.warehouse.drops.length, 0, 'tables kept for the retry');
+      });
+    }
+
+    it('a failing profile query -> throws (retry), nothing recorded', async () => {
+      const f = makeFakes();
+      await launched(f);
+      scriptMerge(f);
+      f.warehouse.failNext('profile', new Error('Not found: Table enriched'));
+      await assert.rejects(deliver(f, jobStatusEvent(ourJob('JOB_STATE_DONE'))), /Not found/);
+      assert.equal(f.warehouse.of('merge').length, 0);
+      assert.equal(stateOf(f.store)?.status, 'LAUNCHED');
+    });
+
+    it('a table that cannot be dropped -> WARNING, the batch is still MERGED', async () => {
+      const f = makeFakes();
+      await launched(f);
+      scriptMerge(f);
+      f.warehouse.failNext('drop', new Error('permission denied'));
+      await deliver(f, jobStatusEvent(ourJob('JOB_STATE_DONE')));
+      assert.equal(stateOf(f.store)?.status, 'MERGED');
+      assert.equal(f.warehouse.drops.length, 2);
+      assert.equal(f.logger.at('WARNING').length, 1);
+      assert.match(f.logger.at('WARNING')[0].message, /expires on its own/);
+    });
+  });
+});

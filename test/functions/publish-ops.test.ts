@@ -1,0 +1,417 @@
+import assert from 'node:assert/strict';
+import { makePublishOps } from '../../functions/publish-ops';
+import { paths, type BatchState, type Manifest } from '../../shared/batch';
+import { TEST_BATCH_ID, httpCall, makeFakes, settle, type Fakes } from '../support/fakes';
+
+const WATERMARK = 'last_timestamp.txt';
+const IDS_TOPIC = 'ussd-operations-topic';
+/** The fakes' clock says 10:22; the default safety lag is 2m; the default lookback 15m. */
+const NOW_MINUS_LAG = '2026-01-15T10:20:00.000Z';
+
+function ids(n: number): string[] {
+  return Array.from({ length: n }, (_, i) => `op-${String(i).padStart(4, '0')}`);
+}
+
+async function call(f: Fakes, method = 'POST', body?: unknown) {
+  const { req, res, response } = httpCall(method, body);
+  await makePublishOps(f.deps)(req, res);
+  return response;
+}
+
+function nothingHappened(f: Fakes, watermarkBefore: string | undefined): void {
+  assert.equal(f.publisher.messages.length, 0, 'nothing published');
+  assert.deepEqual(f.store.paths('batches/'), [], 'no batch written');
+  assert.equal(f.store.get(WATERMARK), watermarkBefore, 'watermark not moved');
+}
+
+describe('publishOps', () => {
+  describe('refuses what is not a scheduled call', () => {
+    const methods = ['GET', 'PUT', 'DELETE', 'PATCH'];
+    for (const method of methods) {
+      it(`405 on ${method}, with Allow: POST`, async () => {
+        const f = makeFakes();
+        f.store.put(WATERMARK, '2026-01-15T10:00:00Z');
+        const response = await call(f, method);
+        assert.equal(response.statusCode, 405);
+        assert.equal(response.headers.allow, 'POST');
+        assert.match(String((response.body as { error: string }).error), new RegExp(method));
+        nothingHappened(f, '2026-01-15T10:00:00Z');
+        assert.equal(f.warehouse.statements.length, 0);
+      });
+    }
+
+    const badBodies: { name: string; body: unknown; says: RegExp }[] = [
+      { name: 'an object with fields', body: { force: true, from: '2026-01-01' }, says: /force, from/ },
+      { name: 'a JSON array', body: ['a'], says: /must be empty or a JSON object/ },
+      { name: 'a text body', body: 'run now', says: /must be empty or a JSON object/ },
+      { name: 'a number', body: 42, says: /must be empty or a JSON object/ },
+      { name: 'a non-empty raw buffer', body: Buffer.from('x=1'), says: /must be empty or a JSON object/ },
+    ];
+    for (const c of badBodies) {
+      it(`400 with a JSON error on ${c.name}`, async () => {
+        const f = makeFakes();
+        f.store.put(WATERMARK, '2026-01-15T10:00:00Z');
+        f.warehouse.changedIds = ids(3);
+        const response = await call(f, 'POST', c.body);
+        assert.equal(response.statusCode, 400);
+        assert.equal(typeof (response.body as { error?: unknown }).error, 'string');
+        assert.match((response.body as { error: string }).error, c.says);
+        nothingHappened(f, '2026-01-15T10:00:00Z');
+        assert.equal(f.warehouse.statements.length + f.warehouse.streams.length, 0, 'no query ran');
+      });
+    }
+
+    const acceptedBodies: { name: string; body: unknown }[] = [
+      { name: 'no body', body: undefined },
+      { name: 'an empty JSON object', body: {} },
+      { name: 'an empty string', body: '' },
+      { name: 'an empty raw buffer', body: Buffer.alloc(0) },
+    ];
+    for (const c of acceptedBodies) {
+      it(`accepts ${c.name}`, async () => {
+        const f = makeFakes();
+        f.store.put(WATERMARK, '2026-01-15T10:00:00Z');
+        f.warehouse.changedIds = ids(2);
+        const response = await call(f, 'POST', c.body);
+        assert.equal(response.statusCode, 200);
+        assert.equal((response.body as { status: string }).status, 'sealed');
+      });
+    }
+  });
+
+  describe('nothing to publish', () => {
+    const cases: { name: string; watermark: string }[] = [
+      { name: 'watermark at now - safety lag', watermark: NOW_MINUS_LAG },
+      { name: 'watermark ahead of now - safety lag', watermark: '2026-01-15T10:21:00Z' },
+      { name: 'watermark in the future (clock skew)', watermark: '2026-01-16T00:00:00Z' },
+    ];
+    for (const c of cases) {
+      it(`up-to-date: ${c.name} -> 200, nothing published, nothing queried`, async () => {
+        const f = makeFakes();
+        f.store.put(WATERMARK, c.watermark);
+        f.warehouse.changedIds = ids(5);
+        const response = await call(f);
+        assert.equal(response.statusCode, 200);
+        assert.deepEqual(response.body, { status: 'up-to-date', watermark: new Date(c.watermark).toISOString() });
+        nothingHappened(f, c.watermark);
+        assert.equal(f.warehouse.streams.length, 0);
+      });
+    }
+
+    it('empty window -> watermark advanced to now - safety lag, no batch, nothing published', async () => {
+      const f = makeFakes();
+      f.store.put(WATERMARK, '2026-01-15T10:00:00Z');
+      f.warehouse.changedIds = [];
+      const response = await call(f);
+      assert.equal(response.statusCode, 200);
+      assert.deepEqual(response.body, {
+        status: 'empty',
+        window: { from: '2026-01-15T09:45:00.000Z', to: NOW_MINUS_LAG },
+        idCount: 0,
+        rejected: { missingOperationId: 0, missingSourceTimestamp: 0 },
+        watermark: NOW_MINUS_LAG,
+      });
+      assert.equal(f.publisher.messages.length, 0);
+      assert.deepEqual(f.store.paths('batches/'), []);
+      assert.equal(f.store.get(WATERMARK), NOW_MINUS_LAG);
+    });
+  });
+
+  describe('publishes a batch in chunks, then the seal', () => {
+    const cases: { name: string; n: number; chunkSize: number }[] = [
+      { name: '1 ID, default chunk size', n: 1, chunkSize: 1000 },
+      { name: '5 IDs in chunks of 2', n: 5, chunkSize: 2 },
+      { name: '6 IDs in chunks of 3 (exact multiple)', n: 6, chunkSize: 3 },
+      { name: '7 IDs in chunks of 1', n: 7, chunkSize: 1 },
+      { name: '2,500 IDs in chunks of 1,000', n: 2500, chunkSize: 1000 },
+    ];
+    for (const c of cases) {
+      it(`${c.name} -> ${Math.ceil(c.n / c.chunkSize)} chunk message(s) then one seal`, async () => {
+        const f = makeFakes({ CHUNK_SIZE: String(c.chunkSize) });
+        f.store.put(WATERMARK, '2026-01-15T10:00:00Z');
+        const all = ids(c.n);
+        f.warehouse.changedIds = all;
+        const response = await call(f);
+
+        const chunkCount = Math.ceil(c.n / c.chunkSize);
+        const window = { from: '2026-01-15T09:45:00.000Z', to: NOW_MINUS_LAG };
+        assert.equal(response.statusCode, 200);
+        assert.deepEqual(response.body, {
+          status: 'sealed',
+          batchId: TEST_BATCH_ID,
+          window,
+          idCount: c.n,
+          chunkCount,
+          rejected: { missingOperationId: 0, missingSourceTimestamp: 0 },
+          watermark: NOW_MINUS_LAG,
+        });
+
+        const messages = f.publisher.on(IDS_TOPIC);
+        assert.equal(messages.length, chunkCount + 1);
+        assert.equal(f.publisher.messages.length, chunkCount + 1, 'nothing on other topics');
+        const chunks = messages.slice(0, -1);
+        // Publishing is concurrent, so chunks may be accepted out of order; each is there once.
+        const byNumber = [...chunks].sort((a, b) => Number(a.attributes.chunk) - Number(b.attributes.chunk));
+        byNumber.forEach((m, n) => {
+          assert.deepEqual(m.data, { type: 'chunk', batchId: TEST_BATCH_ID, chunk: n, ids: all.slice(n * c.chunkSize, (n + 1) * c.chunkSize) });
+          assert.deepEqual(m.attributes, { type: 'chunk', batchId: TEST_BATCH_ID, chunk: String(n) });
+        });
+        const seal = messages[messages.length - 1];
+        assert.deepEqual(seal.data, { type: 'seal', batchId: TEST_BATCH_ID, chunkCount, idCount: c.n, window });
+        assert.deepEqual(seal.attributes, { type: 'seal', batchId: TEST_BATCH_ID });
+
+        const manifest = f.store.getJson<Manifest>(paths.manifest(TEST_BATCH_ID));
+        assert.deepEqual(manifest, {
+          batchId: TEST_BATCH_ID,
+          window,
+          chunkCount,
+          idCount: c.n,
+          chunkSize: c.chunkSize,
+          rejected: { missingOperationId: 0, missingSourceTimestamp: 0 },
+          createdAt: '2026-01-15T10:22:00.000Z',
+        });
+        const state = f.store.getJson<BatchState>(paths.state(TEST_BATCH_ID));
+        assert.equal(state?.status, 'SEALED');
+        assert.equal(state?.attempt, 0);
+        assert.equal(f.store.get(WATERMARK), NOW_MINUS_LAG);
+        // The chunks are collectIds' to store: publishOps writes only manifest and state.
+        assert.deepEqual(f.store.paths('batches/'), [paths.manifest(TEST_BATCH_ID), paths.state(TEST_BATCH_ID)]);
+      });
+    }
+
+    it('the seal is published after the manifest and state are durable, the watermark moves after the seal', async () => {
+      const f = makeFakes({ CHUNK_SIZE: '2' });
+      f.store.put(WATERMARK, '2026-01-15T10:00:00Z');
+      f.warehouse.changedIds = ids(3);
+      const order: string[] = [];
+      f.store.before('create', paths.manifest(TEST_BATCH_ID), () => void order.push(`manifest (published: ${f.publisher.messages.length})`));
+      f.store.before('replace', WATERMARK, () => void order.push(`watermark (published: ${f.publisher.messages.length})`));
+      await call(f);
+      assert.deepEqual(order, ['manifest (published: 2)', 'watermark (published: 3)']);
+    });
+  });
+
+  describe('the window', () => {
+    const cases: { name: string; env: Record<string, string>; watermark?: string; from: string; to: string }[] = [
+      { name: 'from = watermark - lookback (default 15m)', env: {}, watermark: '2026-01-15T10:00:00Z', from: '2026-01-15T09:45:00.000Z', to: NOW_MINUS_LAG },
+      { name: 'no lookback', env: { LOOKBACK: '0s' }, watermark: '2026-01-15T10:00:00Z', from: '2026-01-15T10:00:00.000Z', to: NOW_MINUS_LAG },
+      { name: 'lookback 1h, safety lag 5m', env: { LOOKBACK: '1h', SAFETY_LAG: '5m' }, watermark: '2026-01-15T10:00:00Z', from: '2026-01-15T09:00:00.000Z', to: '2026-01-15T10:17:00.000Z' },
+      { name: 'MAX_WINDOW caps the window when catching up', env: { MAX_WINDOW: '1h' }, watermark: '2026-01-10T00:00:00Z', from: '2026-01-09T23:45:00.000Z', to: '2026-01-10T01:00:00.000Z' },
+      { name: 'MAX_WINDOW longer than the gap does not cap', env: { MAX_WINDOW: '1d' }, watermark: '2026-01-15T10:00:00Z', from: '2026-01-15T09:45:00.000Z', to: NOW_MINUS_LAG },
+      { name: 'no watermark object -> INITIAL_WATERMARK', env: { INITIAL_WATERMARK: '2026-01-15T08:00:00Z' }, from: '2026-01-15T07:45:00.000Z', to: NOW_MINUS_LAG },
+      { name: 'watermark with surrounding whitespace (hand-edited file)', env: {}, watermark: '  2026-01-15T10:00:00Z\n', from: '2026-01-15T09:45:00.000Z', to: NOW_MINUS_LAG },
+    ];
+    for (const c of cases) {
+      it(c.name, async () => {
+        const f = makeFakes(c.env);
+        if (c.watermark !== undefined) f.store.put(WATERMARK, c.watermark);
+        f.warehouse.changedIds = ids(1);
+        const response = await call(f);
+        assert.equal(response.statusCode, 200);
+        assert.deepEqual((response.body as { window: unknown }).window, { from: c.from, to: c.to });
+        const changed = f.warehouse.streams[0].statement;
+        assert.deepEqual(changed.params, { window_from: { type: 'TIMESTAMP', value: c.from }, window_to: { type: 'TIMESTAMP', value: c.to } });
+        assert.equal(f.store.get(WATERMARK), c.to, 'watermark advanced to the end of the window');
+        assert.ok((f.publisher.messages.at(-1)?.data as { batchId: string }).batchId.startsWith(c.to.replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z')), 'batch ID sorts by the window end');
+      });
+    }
+  });
+
+  it('rejected rows land in the manifest and are logged at WARNING', async () => {
+    const f = makeFakes();
+    f.store.put(WATERMARK, '2026-01-15T10:00:00Z');
+    f.warehouse.changedIds = ids(4);
+    f.warehouse.rejected = { missing_operation_id: 2, missing_source_timestamp: 3 };
+    const response = await call(f);
+    assert.equal(response.statusCode, 200);
+    assert.deepEqual((response.body as { rejected: unknown }).rejected, { missingOperationId: 2, missingSourceTimestamp: 3 });
+    assert.deepEqual(f.store.getJson<Manifest>(paths.manifest(TEST_BATCH_ID))?.rejected, { missingOperationId: 2, missingSourceTimestamp: 3 });
+    const warnings = f.logger.at('WARNING');
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0].message, /cannot be consolidated/);
+    assert.equal(warnings[0].fields.batchId, TEST_BATCH_ID);
+    assert.equal(warnings[0].fields.missingOperationId, 2);
+    assert.equal(warnings[0].fields.missingSourceTimestamp, 3);
+    // The rejected rows are counted over (watermark, to], not over the lookback margin.
+    const rejectedQuery = f.warehouse.of('rejected')[0];
+    assert.deepEqual(rejectedQuery.params.window_from, { type: 'TIMESTAMP', value: '2026-01-15T10:00:00.000Z' });
+  });
+
+  it('no rejected rows -> no WARNING', async () => {
+    const f = makeFakes();
+    f.store.put(WATERMARK, '2026-01-15T10:00:00Z');
+    f.warehouse.changedIds = ids(4);
+    await call(f);
+    assert.deepEqual(f.logger.at('WARNING'), []);
+  });
+
+  describe('a bad watermark object -> 500 with a clear message, nothing done', () => {
+    const garbage = ['not a timestamp', '', '1736935200', '2026-13-45T99:00:00Z', '{"watermark":"2026-01-15T10:00:00Z"}', 'yesterday'];
+    for (const content of garbage) {
+      it(JSON.stringify(content), async () => {
+        const f = makeFakes();
+        f.store.put(WATERMARK, content);
+        f.warehouse.changedIds = ids(3);
+        const response = await call(f);
+        assert.equal(response.statusCode, 500);
+        const body = response.body as { error: string };
+        assert.match(body.error, /watermark object last_timestamp\.txt does not hold an RFC 3339 timestamp/);
+        nothingHappened(f, content);
+        assert.equal(f.logger.at('ERROR').length, 1);
+      });
+    }
+  });
+
+  describe('a publish failure -> 500, no seal, watermark not moved', () => {
+    // 5 IDs in chunks of 2: publishes 1-3 are chunks, 4 is the seal.
+    const cases: { name: string; failing: number }[] = [
+      { name: 'the first chunk', failing: 1 },
+      { name: 'a middle chunk', failing: 2 },
+      { name: 'the last chunk', failing: 3 },
+      { name: 'the seal', failing: 4 },
+    ];
+    for (const c of cases) {
+      it(`failure of ${c.name}`, async () => {
+        const f = makeFakes({ CHUNK_SIZE: '2', PUBLISH_CONCURRENCY: '1' });
+        f.store.put(WATERMARK, '2026-01-15T10:00:00Z');
+        f.warehouse.changedIds = ids(5);
+        f.publisher.failNth(c.failing, new Error('Pub/Sub unavailable'));
+        const response = await call(f);
+        assert.equal(response.statusCode, 500);
+        assert.match((response.body as { error: string }).error, /Pub\/Sub unavailable/);
+        assert.equal((response.body as { batchId?: string }).batchId, TEST_BATCH_ID);
+        assert.equal(f.publisher.messages.filter((m) => (m.data as { type: string }).type === 'seal').length, 0, 'no seal');
+        assert.equal(f.store.get(WATERMARK), '2026-01-15T10:00:00Z', 'watermark not moved');
+        const errors = f.logger.at('ERROR');
+        assert.equal(errors.length, 1);
+        assert.equal(errors[0].fields.batchId, TEST_BATCH_ID);
+      });
+    }
+
+    it('a failure while streaming the IDs -> 500, no seal, watermark not moved', async () => {
+      const f = makeFakes();
+      f.store.put(WATERMARK, '2026-01-15T10:00:00Z');
+      f.warehouse.changedIds = ids(5);
+      f.warehouse.failNext('stream', new Error('query timed out'));
+      const response = await call(f);
+      assert.equal(response.statusCode, 500);
+      assert.match((response.body as { error: string }).error, /query timed out/);
+      nothingHappened(f, '2026-01-15T10:00:00Z');
+    });
+  });
+
+  describe('the watermark moved by another run -> 409', () => {
+    const cases: { name: string; before?: string; other: string; op: 'replace' | 'create' }[] = [
+      { name: 'another run replaced it (generation changed)', before: '2026-01-15T10:00:00Z', other: '2026-01-15T10:19:00.000Z', op: 'replace' },
+      { name: 'another run created it first (there was none)', other: '2026-01-15T10:19:00.000Z', op: 'create' },
+      { name: 'rewritten with the same content (generation still changes)', before: '2026-01-15T10:00:00Z', other: '2026-01-15T10:00:00Z', op: 'replace' },
+    ];
+    for (const c of cases) {
+      it(c.name, async () => {
+        const f = makeFakes();
+        if (c.before !== undefined) f.store.put(WATERMARK, c.before);
+        f.warehouse.changedIds = ids(3);
+        f.store.before(c.op, WATERMARK, () => void f.store.put(WATERMARK, c.other));
+        const response = await call(f);
+        assert.equal(response.statusCode, 409);
+        const body = response.body as { error: string; batchId: string };
+        assert.match(body.error, /Another publishOps run moved the watermark/);
+        assert.equal(body.batchId, TEST_BATCH_ID);
+        assert.equal(f.store.get(WATERMARK), c.other, 'the other run\'s watermark stands');
+        // This run's batch is sealed and will be processed (re-reading is harmless: the MERGE is idempotent).
+        assert.equal(f.publisher.messages.filter((m) => (m.data as { type: string }).type === 'seal').length, 1);
+        assert.equal(f.logger.at('WARNING').length, 1);
+        assert.equal(f.logger.at('ERROR').length, 0);
+      });
+    }
+  });
+
+  it('a batch ID that exists already -> 500, no seal, watermark not moved', async () => {
+    const f = makeFakes();
+    f.store.put(WATERMARK, '2026-01-15T10:00:00Z');
+    f.store.put(paths.manifest(TEST_BATCH_ID), '{}');
+    f.warehouse.changedIds = ids(3);
+    const response = await call(f);
+    assert.equal(response.statusCode, 500);
+    assert.match((response.body as { error: string }).error, /already exists/);
+    assert.equal(f.publisher.messages.filter((m) => (m.data as { type: string }).type === 'seal').length, 0);
+    assert.equal(f.store.get(WATERMARK), '2026-01-15T10:00:00Z');
+  });
+
+  describe('publishing is bounded and streams', () => {
+    const cases: { concurrency: number; n: number }[] = [
+      { concurrency: 1, n: 4 },
+      { concurrency: 2, n: 6 },
+      { concurrency: 3, n: 10 },
+    ];
+    for (const c of cases) {
+      it(`PUBLISH_CONCURRENCY=${c.concurrency}: at most ${c.concurrency} publishes in flight, the stream is not read ahead`, async () => {
+        const f = makeFakes({ CHUNK_SIZE: '1', PUBLISH_CONCURRENCY: String(c.concurrency) });
+        f.store.put(WATERMARK, '2026-01-15T10:00:00Z');
+        f.warehouse.changedIds = ids(c.n);
+        f.publisher.hold();
+        const { req, res, response } = httpCall('POST');
+        let finished = false;
+        const running = makePublishOps(f.deps)(req, res).then(() => {
+          finished = true;
+        });
+
+        let released = 0;
+        while (released < c.n) {
+          await settle();
+          const expected = Math.min(c.concurrency, c.n - released);
+          assert.equal(f.publisher.held.length, expected, `${expected} publishes in flight after ${released} accepted`);
+          assert.equal(f.publisher.inFlight, expected);
+          // One page per chunk: at most the chunks in flight plus the one being flushed have been read.
+          assert.ok(f.warehouse.pagesRead <= released + c.concurrency + 1, `read ${f.warehouse.pagesRead} pages with ${released} accepted`);
+          assert.equal(finished, false);
+          assert.equal(f.publisher.messages.filter((m) => (m.data as { type: string }).type === 'seal').length, 0, 'no seal while chunks are in flight');
+          f.publisher.release(1);
+          released++;
+        }
+        // The seal is published only once every chunk has been accepted.
+        await settle();
+        assert.equal(f.publisher.held.length, 1);
+        assert.equal((f.publisher.held[0].message.data as { type: string }).type, 'seal');
+        f.publisher.releaseAll();
+        await running;
+        assert.equal(response.statusCode, 200);
+        assert.equal(f.publisher.maxInFlight, c.concurrency);
+        assert.equal(f.publisher.messages.length, c.n + 1);
+      });
+    }
+
+    it('a failure among held publishes -> 500 after the in-flight ones settle, no seal', async () => {
+      const f = makeFakes({ CHUNK_SIZE: '1', PUBLISH_CONCURRENCY: '2' });
+      f.store.put(WATERMARK, '2026-01-15T10:00:00Z');
+      f.warehouse.changedIds = ids(6);
+      f.publisher.hold();
+      const { req, res, response } = httpCall('POST');
+      const running = makePublishOps(f.deps)(req, res);
+      await settle();
+      f.publisher.rejectHeld(new Error('deadline exceeded'));
+      await settle();
+      f.publisher.releaseAll();
+      await running;
+      assert.equal(response.statusCode, 500);
+      assert.match((response.body as { error: string }).error, /deadline exceeded/);
+      assert.ok(f.publisher.calls < 6, `stopped publishing after the failure (${f.publisher.calls} calls)`);
+      assert.equal(f.publisher.messages.filter((m) => (m.data as { type: string }).type === 'seal').length, 0);
+      assert.equal(f.store.get(WATERMARK), '2026-01-15T10:00:00Z');
+    });
+  });
+
+  it('two runs one after the other: the second starts where the first ended', async () => {
+    const f = makeFakes();
+    f.store.put(WATERMARK, '2026-01-15T10:00:00Z');
+    f.warehouse.changedIds = ids(2);
+    assert.equal((await call(f)).statusCode, 200);
+    f.clock.advance(20 * 60_000);
+    f.deps.batchSuffix = () => 'def456';
+    const second = await call(f);
+    assert.equal(second.statusCode, 200);
+    assert.deepEqual((second.body as { window: unknown }).window, { from: '2026-01-15T10:05:00.000Z', to: '2026-01-15T10:40:00.000Z' });
+    assert.equal((second.body as { batchId: string }).batchId, '20260115T104000Z-def456');
+    assert.equal(f.store.get(WATERMARK), '2026-01-15T10:40:00.000Z');
+  });
+});

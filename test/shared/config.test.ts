@@ -1,0 +1,213 @@
+import assert from 'node:assert/strict';
+import { ConfigError, VARIABLES, loadConfig, type Config, type VariableName } from '../../shared/config';
+
+function configError(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
+    return error;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+const GCP = { CONSOLIDATION_BACKEND: 'gcp', GCP_PROJECT: 'my-project-1', STATE_BUCKET: 'my-state-bucket' };
+
+describe('loadConfig', () => {
+  it('defaults', () => {
+    const config = loadConfig({});
+    const expected: Config = {
+      backend: 'local',
+      project: '',
+      region: 'europe-west1',
+      bigqueryLocation: 'EU',
+      stateBucket: '',
+      stateDir: '.consolidation',
+      warehouseFile: '',
+      tables: {
+        ussd: { dataset: 'main', table: 'ussd_operations' },
+        transactions: { dataset: 'main', table: 'transactiongu' },
+        services: { dataset: 'main', table: 'services' },
+        agents: { dataset: 'main', table: 'agents' },
+        consolidated: { dataset: 'consolidated_dataset', table: 'consolidated_table' },
+      },
+      stagingDataset: 'consolidation_staging',
+      idsTopic: 'ussd-operations-topic',
+      batchesTopic: 'consolidation-batches',
+      chunkSize: 1000,
+      publishConcurrency: 16,
+      watermarkObject: 'last_timestamp.txt',
+      initialWatermark: new Date('1970-01-01T00:00:00Z'),
+      lookbackMs: 15 * 60_000,
+      safetyLagMs: 2 * 60_000,
+      maxWindowMs: 0,
+      templatePath: 'gs://dataflow-templates-europe-west1/latest/flex/Yaml_Template',
+      pipelineFile: '',
+      dataflowTempLocation: '',
+      dataflowServiceAccount: '',
+      dataflowMaxWorkers: 4,
+      localBusMaxAttempts: 5,
+      localBusConcurrency: 8,
+      logLevel: 'INFO',
+    };
+    assert.deepEqual(config, expected);
+  });
+
+  it('ignores variables it does not know', () => {
+    assert.deepEqual(loadConfig({ PATH: '/usr/bin', HOME: '/root', K_SERVICE: 'publishOps' }), loadConfig({}));
+  });
+
+  it('an empty variable takes its default (an unset value in a .env or a Terraform map)', () => {
+    const empty = Object.fromEntries(Object.keys(VARIABLES).map((name) => [name, '']));
+    assert.deepEqual(loadConfig(empty), loadConfig({}));
+  });
+
+  // Every variable: a good value and what it becomes, and bad values. The last test checks that
+  // the table covers every variable, so a new one cannot go untested.
+  const variables: { name: VariableName; good: string; read: (c: Config) => unknown; expected: unknown; bad: string[]; env?: Record<string, string> }[] = [
+    { name: 'CONSOLIDATION_BACKEND', good: 'gcp', read: (c) => c.backend, expected: 'gcp', bad: ['aws', 'GCP', 'local '], env: { GCP_PROJECT: 'my-project-1', STATE_BUCKET: 'b-1' } },
+    { name: 'GCP_PROJECT', good: 'my-project-1', read: (c) => c.project, expected: 'my-project-1', bad: ['My_Project', 'abc', '1project', 'project-'] },
+    { name: 'REGION', good: 'us-central1', read: (c) => c.region, expected: 'us-central1', bad: ['europe west1', 'EU', 'europe-west'] },
+    { name: 'BIGQUERY_LOCATION', good: 'US', read: (c) => c.bigqueryLocation, expected: 'US', bad: ['E'] },
+    { name: 'STATE_BUCKET', good: 'my-state.bucket_1', read: (c) => c.stateBucket, expected: 'my-state.bucket_1', bad: ['Bad_Bucket', 'gs://bucket', 'ab', '-bucket'] },
+    { name: 'STATE_DIR', good: '/var/lib/consolidation', read: (c) => c.stateDir, expected: '/var/lib/consolidation', bad: [] },
+    { name: 'WAREHOUSE_FILE', good: '/data/warehouse.duckdb', read: (c) => c.warehouseFile, expected: '/data/warehouse.duckdb', bad: [] },
+    { name: 'SOURCE_DATASET', good: 'raw_2', read: (c) => c.tables.ussd.dataset, expected: 'raw_2', bad: ['raw-data', 'x; DROP TABLE y', '1abc', 'a.b'] },
+    { name: 'USSD_TABLE', good: 'ops', read: (c) => c.tables.ussd, expected: { dataset: 'main', table: 'ops' }, bad: ['ussd operations', 'ops`'] },
+    { name: 'TRANSACTIONS_TABLE', good: 'txn', read: (c) => c.tables.transactions, expected: { dataset: 'main', table: 'txn' }, bad: ['txn"--'] },
+    { name: 'SERVICES_TABLE', good: 'svc', read: (c) => c.tables.services, expected: { dataset: 'main', table: 'svc' }, bad: ['svc.x'] },
+    { name: 'AGENTS_TABLE', good: 'agt', read: (c) => c.tables.agents, expected: { dataset: 'main', table: 'agt' }, bad: ['agents!'] },
+    { name: 'CONSOLIDATED_DATASET', good: 'finance', read: (c) => c.tables.consolidated.dataset, expected: 'finance', bad: ['fin-ance'] },
+    { name: 'CONSOLIDATED_TABLE', good: 'ops_current', read: (c) => c.tables.consolidated.table, expected: 'ops_current', bad: ['ops current'] },
+    { name: 'STAGING_DATASET', good: 'tmp', read: (c) => c.stagingDataset, expected: 'tmp', bad: ['tmp/x'] },
+    { name: 'IDS_TOPIC', good: 'ids.topic-1', read: (c) => c.idsTopic, expected: 'ids.topic-1', bad: ['ab', '1topic', 'topic with space', 'projects/p/topics/t'] },
+    { name: 'BATCHES_TOPIC', good: 'batches', read: (c) => c.batchesTopic, expected: 'batches', bad: ['go'] },
+    { name: 'CHUNK_SIZE', good: '500', read: (c) => c.chunkSize, expected: 500, bad: ['0', '-1', '100001', 'abc', '1.5'] },
+    { name: 'PUBLISH_CONCURRENCY', good: '4', read: (c) => c.publishConcurrency, expected: 4, bad: ['0', '1001', 'many'] },
+    { name: 'WATERMARK_OBJECT', good: 'state/watermark.txt', read: (c) => c.watermarkObject, expected: 'state/watermark.txt', bad: ['a*b', 'line\nbreak', 'why?', 'a#b'] },
+    { name: 'INITIAL_WATERMARK', good: '2026-01-01T00:00:00Z', read: (c) => c.initialWatermark.toISOString(), expected: '2026-01-01T00:00:00.000Z', bad: ['yesterday', '2026-01-01', '2026-13-45T00:00:00Z', '1735689600'] },
+    { name: 'LOOKBACK', good: '1h', read: (c) => c.lookbackMs, expected: 3_600_000, bad: ['15 minutes', '-5m', '1.5h', '15'] },
+    { name: 'SAFETY_LAG', good: '90s', read: (c) => c.safetyLagMs, expected: 90_000, bad: ['2 m', 'soon'] },
+    { name: 'MAX_WINDOW', good: '1d', read: (c) => c.maxWindowMs, expected: 86_400_000, bad: ['1w', 'P1D'] },
+    { name: 'TEMPLATE_PATH', good: 'gs://my-templates/yaml.json', read: (c) => c.templatePath, expected: 'gs://my-templates/yaml.json', bad: ['s3://x/y', '/local/template.json'] },
+    { name: 'PIPELINE_FILE', good: 'gs://b/p.yaml', read: (c) => c.pipelineFile, expected: 'gs://b/p.yaml', bad: ['pipeline/consolidation.yaml'] },
+    { name: 'DATAFLOW_TEMP_LOCATION', good: 'gs://b/tmp', read: (c) => c.dataflowTempLocation, expected: 'gs://b/tmp', bad: ['/tmp'] },
+    { name: 'DATAFLOW_SERVICE_ACCOUNT', good: 'df@my-project-1.iam.gserviceaccount.com', read: (c) => c.dataflowServiceAccount, expected: 'df@my-project-1.iam.gserviceaccount.com', bad: ['dataflow-sa', 'a@b@c', 'a b@c'] },
+    { name: 'DATAFLOW_MAX_WORKERS', good: '10', read: (c) => c.dataflowMaxWorkers, expected: 10, bad: ['0', '1001'] },
+    { name: 'LOCAL_BUS_MAX_ATTEMPTS', good: '1', read: (c) => c.localBusMaxAttempts, expected: 1, bad: ['0', '101'] },
+    { name: 'LOCAL_BUS_CONCURRENCY', good: '256', read: (c) => c.localBusConcurrency, expected: 256, bad: ['257', 'x'] },
+    { name: 'LOG_LEVEL', good: 'DEBUG', read: (c) => c.logLevel, expected: 'DEBUG', bad: ['verbose', 'TRACE'] },
+  ];
+
+  describe('each variable', () => {
+    for (const c of variables) {
+      it(`${c.name}=${JSON.stringify(c.good)} is read`, () => {
+        assert.deepEqual(c.read(loadConfig({ ...c.env, [c.name]: c.good })), c.expected);
+      });
+      for (const bad of c.bad) {
+        it(`${c.name}=${JSON.stringify(bad)} is refused, naming the variable and the value`, () => {
+          const error = configError({ ...c.env, [c.name]: bad });
+          assert.deepEqual(error.problems.map((p) => p.variable), [c.name]);
+          assert.match(error.message, new RegExp(`^Invalid configuration: ${c.name} `));
+          assert.ok(error.message.includes(JSON.stringify(bad)), `the message quotes the value: ${error.message}`);
+          assert.equal(error.name, 'ConfigError');
+        });
+      }
+    }
+
+    it('the table covers every variable', () => {
+      assert.deepEqual(variables.map((v) => v.name).sort(), Object.keys(VARIABLES).sort());
+    });
+  });
+
+  describe('one ConfigError names every bad variable', () => {
+    const cases: { name: string; env: Record<string, string>; bad: string[] }[] = [
+      { name: 'three bad variables', env: { CHUNK_SIZE: '0', REGION: 'mars', LOOKBACK: 'forever' }, bad: ['REGION', 'CHUNK_SIZE', 'LOOKBACK'] },
+      { name: 'bad values and missing gcp requirements', env: { CONSOLIDATION_BACKEND: 'gcp', USSD_TABLE: 'a-b', LOG_LEVEL: 'loud' }, bad: ['GCP_PROJECT', 'STATE_BUCKET', 'USSD_TABLE', 'LOG_LEVEL'] },
+      {
+        name: 'every variable that can be bad',
+        env: Object.fromEntries(variables.filter((v) => v.bad.length > 0 && v.name !== 'CONSOLIDATION_BACKEND').map((v) => [v.name, v.bad[0]])),
+        bad: variables.filter((v) => v.bad.length > 0 && v.name !== 'CONSOLIDATION_BACKEND').map((v) => v.name),
+      },
+    ];
+    for (const c of cases) {
+      it(c.name, () => {
+        const error = configError(c.env);
+        assert.deepEqual(error.problems.map((p) => p.variable).sort(), [...c.bad].sort());
+        for (const name of c.bad) assert.match(error.message, new RegExp(`\\b${name}\\b`));
+        assert.equal(error.message.split('\n').length, 1, 'one message');
+      });
+    }
+  });
+
+  describe('the gcp backend requires GCP_PROJECT and STATE_BUCKET', () => {
+    const cases: { name: string; env: Record<string, string>; missing: string[] }[] = [
+      { name: 'neither', env: { CONSOLIDATION_BACKEND: 'gcp' }, missing: ['GCP_PROJECT', 'STATE_BUCKET'] },
+      { name: 'no bucket', env: { CONSOLIDATION_BACKEND: 'gcp', GCP_PROJECT: 'my-project-1' }, missing: ['STATE_BUCKET'] },
+      { name: 'no project', env: { CONSOLIDATION_BACKEND: 'gcp', STATE_BUCKET: 'my-state-bucket' }, missing: ['GCP_PROJECT'] },
+      { name: 'both empty', env: { CONSOLIDATION_BACKEND: 'gcp', GCP_PROJECT: '', STATE_BUCKET: '' }, missing: ['GCP_PROJECT', 'STATE_BUCKET'] },
+      { name: 'both given', env: GCP, missing: [] },
+    ];
+    for (const c of cases) {
+      it(c.name, () => {
+        if (c.missing.length === 0) {
+          const config = loadConfig(c.env);
+          assert.equal(config.backend, 'gcp');
+          assert.equal(config.project, 'my-project-1');
+          assert.equal(config.stateBucket, 'my-state-bucket');
+          return;
+        }
+        const error = configError(c.env);
+        assert.deepEqual(error.problems.map((p) => p.variable), c.missing);
+        for (const p of error.problems) assert.match(p.problem, /is required when CONSOLIDATION_BACKEND=gcp/);
+      });
+    }
+
+    it('a bad project is named once, as bad (not also as missing)', () => {
+      const error = configError({ ...GCP, GCP_PROJECT: 'Bad Project' });
+      assert.deepEqual(error.problems.map((p) => p.variable), ['GCP_PROJECT']);
+      assert.match(error.problems[0].problem, /must be a Google Cloud project ID/);
+    });
+
+    it('the local backend needs neither', () => {
+      assert.equal(loadConfig({ CONSOLIDATION_BACKEND: 'local' }).backend, 'local');
+    });
+  });
+
+  describe('derived defaults', () => {
+    const cases: { name: string; env: Record<string, string>; expected: Partial<Config> }[] = [
+      { name: 'TEMPLATE_PATH from REGION', env: { REGION: 'us-central1' }, expected: { templatePath: 'gs://dataflow-templates-us-central1/latest/flex/Yaml_Template' } },
+      { name: 'an explicit TEMPLATE_PATH wins', env: { REGION: 'us-central1', TEMPLATE_PATH: 'gs://t/spec.json' }, expected: { templatePath: 'gs://t/spec.json' } },
+      {
+        name: 'PIPELINE_FILE and DATAFLOW_TEMP_LOCATION from STATE_BUCKET',
+        env: { STATE_BUCKET: 'my-state-bucket' },
+        expected: { pipelineFile: 'gs://my-state-bucket/pipeline/consolidation.yaml', dataflowTempLocation: 'gs://my-state-bucket/dataflow/temp' },
+      },
+      {
+        name: 'explicit PIPELINE_FILE and DATAFLOW_TEMP_LOCATION win',
+        env: { STATE_BUCKET: 'my-state-bucket', PIPELINE_FILE: 'gs://other/p.yaml', DATAFLOW_TEMP_LOCATION: 'gs://other/tmp' },
+        expected: { pipelineFile: 'gs://other/p.yaml', dataflowTempLocation: 'gs://other/tmp' },
+      },
+      { name: 'no bucket: no pipeline file or temp location', env: {}, expected: { pipelineFile: '', dataflowTempLocation: '' } },
+      {
+        name: 'SOURCE_DATASET applies to the four source tables',
+        env: { SOURCE_DATASET: 'raw' },
+        expected: {
+          tables: {
+            ussd: { dataset: 'raw', table: 'ussd_operations' },
+            transactions: { dataset: 'raw', table: 'transactiongu' },
+            services: { dataset: 'raw', table: 'services' },
+            agents: { dataset: 'raw', table: 'agents' },
+            consolidated: { dataset: 'consolidated_dataset', table: 'consolidated_table' },
+          },
+        },
+      },
+    ];
+    for (const c of cases) {
+      it(c.name, () => {
+        const config = loadConfig(c.env);
+        for (const [key, value] of Object.entries(c.expected)) assert.deepEqual(config[key as keyof Config], value, key);
+      });
+    }
+  });
+});

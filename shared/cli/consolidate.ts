@@ -85,7 +85,7 @@ async function main(argv: string[]): Promise<number> {
     if (!Number.isInteger(demoRows) || demoRows < 1) fail(`--demo-rows ${values['demo-rows']}: expected a positive whole number`);
   }
 
-  const env = { ...process.env, CONSOLIDATION_BACKEND: 'local' };
+  const env: Record<string, string | undefined> = { ...process.env, CONSOLIDATION_BACKEND: 'local' };
   if (values['state-dir']) env.STATE_DIR = values['state-dir'];
   if (values.warehouse) env.WAREHOUSE_FILE = values.warehouse;
   let config;

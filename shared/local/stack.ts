@@ -96,6 +96,12 @@ export class LocalStack {
         });
       },
     });
+    try {
+      await checkSourceTables(warehouse, config);
+    } catch (error) {
+      await warehouse.close();
+      throw error;
+    }
     await warehouse.ensureTable(config.tables.consolidated, loadSchema('consolidated_table'), { partitionField: 'created_at', clusterFields: ['operation_id'] });
 
     // The servers start before the publisher is known (the emulator's push endpoints need
@@ -144,6 +150,33 @@ export class LocalStack {
     await this.runner.idle();
     await this.warehouse.close();
   }
+}
+
+const SOURCES = [
+  ['ussd', 'ussd_operations'],
+  ['transactions', 'transactiongu'],
+  ['services', 'services'],
+  ['agents', 'agents'],
+] as const;
+
+/** Fails with one message naming every missing source table or column; reads, never alters. */
+export async function checkSourceTables(warehouse: DuckDbWarehouse, config: Config): Promise<void> {
+  const problems: string[] = [];
+  for (const [key, schemaName] of SOURCES) {
+    const ref = config.tables[key];
+    const found = await warehouse.query({
+      sql: 'SELECT column_name FROM information_schema.columns WHERE table_schema = $schema AND table_name = $table',
+      params: { schema: { type: 'STRING', value: ref.dataset }, table: { type: 'STRING', value: ref.table } },
+    });
+    const columns = new Set(found.rows.map((r) => String(r.column_name)));
+    if (columns.size === 0) {
+      problems.push(`table ${ref.dataset}.${ref.table} is missing`);
+      continue;
+    }
+    const missing = loadSchema(schemaName).map((f) => f.name).filter((c) => !columns.has(c));
+    if (missing.length > 0) problems.push(`table ${ref.dataset}.${ref.table} lacks column(s) ${missing.join(', ')}`);
+  }
+  if (problems.length > 0) throw new Error(`The warehouse does not hold the source tables of the data contract: ${problems.join('; ')}`);
 }
 
 export function isTerminal(state: string): boolean {

@@ -82,7 +82,7 @@ async function mergeBatch(deps: ChainDependencies, logger: Logger, batchId: stri
   const dialect = dialectOf(warehouse, config);
   const tables = batchTables(config.stagingDataset, batchId);
   const profile = (await warehouse.query(enrichedProfile(dialect, tables.enriched))).rows;
-  const days = [...new Set(profile.map((r) => String(r.day)))];
+  const days = [...new Set(profile.filter((r) => r.day !== null).map((r) => String(r.day)))];
   const statusCounts: Record<string, number> = {};
   let sourceRows = 0;
   for (const row of profile) {

@@ -210,8 +210,9 @@ export function findEmulator(explicit?: string): string {
   }
   const java = findJava();
   if (!java) {
+    const home = process.env.JAVA_HOME ? `JAVA_HOME=${process.env.JAVA_HOME} has no bin/java` : 'no JAVA_HOME';
     throw new Error(
-      `The Pub/Sub emulator at ${found} needs Java, which is not installed (no JAVA_HOME, no java on PATH). ` +
+      `The Pub/Sub emulator at ${found} needs Java, which is not installed (${home}, no java on PATH). ` +
         'Install a Java runtime (11 or later), or run `consolidate run` without --pubsub-emulator: the embedded local bus carries the topics then.',
     );
   }

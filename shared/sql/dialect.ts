@@ -47,6 +47,6 @@ export const duckdbDialect: SqlDialect = {
   name: 'duckdb',
   table: (ref) => `"${ref.dataset}"."${ref.table}"`,
   param: (name, type) => `CAST($${checkedName(name)} AS ${DUCKDB_PARAM_TYPES[type]})`,
-  inArray: (expr, name, type) => `${expr} IN (SELECT unnest(CAST($${checkedName(name)} AS ${DUCKDB_PARAM_TYPES[type]})))`,
+  inArray: (expr, name, type) => `list_contains(CAST($${checkedName(name)} AS ${DUCKDB_PARAM_TYPES[type]}), ${expr})`,
   mergeActions: () => '\nRETURNING merge_action',
 };

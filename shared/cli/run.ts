@@ -84,13 +84,13 @@ export async function runCommand(options: RunOptions): Promise<number> {
   };
 
   try {
+    const target = options.now ?? (isDemo ? new Date((demoEndAt ?? demoEnd()).getTime() + config.safetyLagMs) : undefined);
     if (options.mode === 'once') {
-      await cycle(1, options.now);
+      await cycle(1, target);
     } else if (options.mode === 'watch') {
       await watch(options, cycle, out);
     } else {
-      const target = options.now ?? (isDemo ? new Date((demoEndAt ?? demoEnd()).getTime() + config.safetyLagMs) : new Date());
-      await catchUp(stack, config, target, options.everyMs, cycle, out);
+      await catchUp(stack, config, target ?? new Date(), options.everyMs, cycle, out);
     }
   } finally {
     await stack.stop();

@@ -56,7 +56,7 @@ export async function runCycle(stack: LocalStack, options: CycleOptions = {}): P
     if (stage) progress.stage = stage;
     options.onProgress?.({ ...progress });
   };
-  const deadLettersBefore = stack.bus.deadLettered().length;
+  const deadLettersBefore = stack.deadLetterCount();
   const onPublished = (event: { topic: string; data: unknown }) => {
     const data = event.data as { type?: string; ids?: unknown[]; payload?: { currentState?: string } };
     if (event.topic === stack.config.idsTopic && data?.type === 'chunk') {
@@ -83,7 +83,7 @@ export async function runCycle(stack: LocalStack, options: CycleOptions = {}): P
     const body = (await response.json().catch(() => ({}))) as PublishResult & { error?: string };
     marks.published = performance.now();
     if (!response.ok) {
-      return { ok: false, outcome: 'failed', error: `publishOps answered ${response.status}: ${body.error ?? 'no message'}`, idCount: 0, chunkCount: 0, deadLetters: stack.bus.deadLettered().length - deadLettersBefore };
+      return { ok: false, outcome: 'failed', error: `publishOps answered ${response.status}: ${body.error ?? 'no message'}`, idCount: 0, chunkCount: 0, deadLetters: stack.deadLetterCount() - deadLettersBefore };
     }
     if (body.status !== 'sealed') {
       report('done');
@@ -101,7 +101,7 @@ export async function runCycle(stack: LocalStack, options: CycleOptions = {}): P
     report('collect');
     const base = { batchId: body.batchId, window: body.window, watermark: body.watermark, idCount: body.idCount, chunkCount: body.chunkCount, rejected: body.rejected };
     const state = await waitForBatch(stack, body.batchId, options);
-    const deadLetters = stack.bus.deadLettered().length - deadLettersBefore;
+    const deadLetters = stack.deadLetterCount() - deadLettersBefore;
     if (state?.status === 'MERGED') {
       marks.merged = performance.now();
       progress.rowsMerged = (state.merge?.inserted ?? 0) + (state.merge?.updated ?? 0);

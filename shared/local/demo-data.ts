@@ -274,10 +274,10 @@ type TransactionRow = {
   updated_at: number;
 };
 
-/** Where generated rows go: `arrivesAt` (epoch ms) is set for late rows. */
+/** Where an operation's generated rows go. */
 interface RowSink {
-  ussd(row: UssdRow, arrivesAt?: number | null): void;
-  transaction(row: TransactionRow, arrivesAt?: number | null): void;
+  ussd(row: UssdRow): void;
+  transaction(row: TransactionRow): void;
 }
 
 const pad10 = (n: number): string => String(n).padStart(10, '0');
@@ -343,7 +343,7 @@ function generateOperation(rng: Random, n: number, agents: readonly string[], fr
   const reference = rng.weighted(REFERENCE);
   const initiated: UssdRow = {
     operation_id: operationId(n),
-    session_id: `S${rng.int(0, 0xffffffff).toString(16).padStart(8, '0')}`,
+    session_id: `SES-${rng.int(0, 0xffffffff).toString(16).toUpperCase().padStart(8, '0')}`,
     msisdn: msisdn(rng.int(0, SUBSCRIBERS - 1)),
     service_code: rng.chance(RATES.mainMenu) ? MAIN_MENU_CODE : service.ussdCode,
     operation_type: type,
@@ -492,8 +492,8 @@ class StagedTable {
   }
 }
 
-/** Staging for both fact tables, written in one transaction. */
-class StagedWriter implements RowSink {
+/** Staging for both fact tables, written in one transaction; `arrivesAt` (epoch ms) marks a late row. */
+class StagedWriter {
   private constructor(private readonly ussdStage: StagedTable, private readonly transactionStage: StagedTable) {}
 
   static async open(connection: DuckDBConnection): Promise<StagedWriter> {

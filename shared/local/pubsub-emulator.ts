@@ -293,10 +293,14 @@ async function startOnce(options: { executable: string; logFile: string; logger:
   // The emulator runs in its own process group, so it would outlive this process: stop it when
   // this process exits, and on a signal that nothing else handles (then die of that signal, as
   // without this handler). When the CLI handles the signal (--watch), it stops the stack itself.
-  const onExit = () => killGroup('SIGKILL');
+  const removeWorkDir = () => rmSync(workDir, { recursive: true, force: true });
+  const onExit = () => {
+    killGroup('SIGKILL');
+    removeWorkDir();
+  };
   const onSignal = (signal: NodeJS.Signals) => {
     if (process.listenerCount(signal) > 1) return;
-    killGroup('SIGKILL');
+    onExit();
     removeHooks();
     process.kill(process.pid, signal);
   };
@@ -316,7 +320,7 @@ async function startOnce(options: { executable: string; logFile: string; logger:
       await exit;
       clearTimeout(timer);
     }
-    rmSync(workDir, { recursive: true, force: true });
+    removeWorkDir();
   };
 
   const deadline = Date.now() + START_TIMEOUT_MS;

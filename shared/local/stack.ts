@@ -40,7 +40,7 @@ export interface LocalStackOptions {
   logger: Logger;
   clock: StackClock;
   /** Replaces the local bus as the publisher of the two topics (the Pub/Sub emulator). */
-  publisher?: (stack: { urls: Record<FunctionName, string> }) => Promise<Publisher & { close?: () => Promise<void> }>;
+  publisher?: (stack: { urls: Record<FunctionName, string> }) => Promise<Publisher & { close?: () => Promise<void>; deadLettered?: () => readonly unknown[] }>;
   /** Forces the terminal state of a job (fault injection). */
   jobOutcome?: ConstructorParameters<typeof LocalPipelineRunner>[0]['outcome'];
 }
@@ -63,7 +63,7 @@ export class LocalStack {
     private readonly servers: Server[],
     readonly logger: Logger,
     readonly clock: StackClock,
-    private readonly externalPublisher: (Publisher & { close?: () => Promise<void> }) | undefined,
+    private readonly externalPublisher: (Publisher & { close?: () => Promise<void>; deadLettered?: () => readonly unknown[] }) | undefined,
   ) {}
 
   static async start(options: LocalStackOptions): Promise<LocalStack> {
@@ -111,7 +111,14 @@ export class LocalStack {
       config,
       warehouse,
       store,
-      publisher: { publish: (topic, message) => publisher.publish(topic, message) },
+      publisher: {
+        publish: async (topic, message) => {
+          const messageId = await publisher.publish(topic, message);
+          // The local bus reports its own traffic; traffic through the emulator is reported here.
+          if (publisher !== bus) bus.events.emit('published', { topic, messageId, data: message.data });
+          return messageId;
+        },
+      },
       launcher: runner,
       clock,
       logger,
@@ -128,7 +135,14 @@ export class LocalStack {
     bus.subscribe(config.idsTopic, 'collect-ids', urls.collectIds);
     bus.subscribe(config.batchesTopic, 'launch-dataflow', urls.launchDataflow);
     bus.subscribe(DATAFLOW_EVENTS, 'merge-on-complete', urls.mergeOnComplete);
-    const external = options.publisher ? await options.publisher({ urls }) : undefined;
+    let external: (Publisher & { close?: () => Promise<void>; deadLettered?: () => readonly unknown[] }) | undefined;
+    try {
+      external = options.publisher ? await options.publisher({ urls }) : undefined;
+    } catch (error) {
+      await Promise.all(servers.map((server) => new Promise<void>((done) => server.close(() => done()))));
+      await warehouse.close();
+      throw error;
+    }
     if (external) publisher = external;
     return new LocalStack(config, warehouse, store, bus, runner, urls, servers, logger, clock, external);
   }
@@ -136,6 +150,11 @@ export class LocalStack {
   /** True when no message is moving and no job is running (the emulator's queue is not visible). */
   quiet(): boolean {
     return this.bus.isIdle() && this.runner.jobs().every((job) => isTerminal(job.currentState));
+  }
+
+  /** Messages dead-lettered so far, by the local bus or the emulator. */
+  deadLetterCount(): number {
+    return this.bus.deadLettered().length + (this.externalPublisher?.deadLettered?.().length ?? 0);
   }
 
   async stop(): Promise<void> {

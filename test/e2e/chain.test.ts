@@ -21,16 +21,23 @@ const CYCLES: { name: string; clock: Date; changes?: Parameters<typeof appendCha
   { name: 'first window: the seeded first hour', clock: minutes(62) },
   { name: 'second window: status updates, settlements and late rows of the first', clock: minutes(122) },
   {
-    name: 'third window: a wave of new operations, updates, settlements, late rows and duplicates',
+    // Late rows with timestamps just before the previous window's end (118-120 min) arrive only
+    // now: only the lookback brings them in.
+    name: 'third window: new operations, updates, settlements, duplicates, and rows late for the second window',
     clock: minutes(142),
-    changes: { at: minutes(139), seed: 11, newOperations: 120, updates: 80, settlements: 60, lateRows: 15, duplicates: 10 },
+    changes: { since: minutes(120), at: minutes(128), seed: 11, newOperations: 120, updates: 80, settlements: 60, lateRows: 20, duplicates: 10 },
   },
   {
-    name: 'fourth window: another wave',
+    name: 'fourth window: another wave with rows late for the third',
     clock: minutes(162),
-    changes: { at: minutes(159), seed: 12, newOperations: 60, updates: 90, settlements: 70, lateRows: 10, duplicates: 10 },
+    changes: { since: minutes(140), at: minutes(147), seed: 12, newOperations: 60, updates: 90, settlements: 70, lateRows: 20, duplicates: 10 },
   },
-  { name: 'fifth window: nothing changed', clock: minutes(182) },
+  {
+    name: 'fifth window: settlements only, some of them late',
+    clock: minutes(182),
+    changes: { since: minutes(160), at: minutes(166), seed: 13, newOperations: 0, updates: 0, settlements: 80, lateRows: 10, duplicates: 0 },
+  },
+  { name: 'sixth window: nothing changed', clock: minutes(202) },
 ];
 
 describe('the chain end to end on the local stack', function () {
@@ -85,7 +92,7 @@ describe('the chain end to end on the local stack', function () {
 
   it('merged inserts, updates and unchanged re-reads across the cycles, and dead-lettered nothing', () => {
     const merged = reports.filter((r) => r.outcome === 'merged');
-    assert.ok(merged.length >= 4, `${merged.length} cycles merged`);
+    assert.ok(merged.length >= 5, `${merged.length} cycles merged`);
     const total = (key: 'inserted' | 'updated' | 'unchanged') => merged.reduce((sum, r) => sum + (r.state?.merge?.[key] ?? 0), 0);
     assert.ok(total('inserted') > 900, `inserted ${total('inserted')}`);
     assert.ok(total('updated') > 50, `updated ${total('updated')}`);
@@ -100,5 +107,40 @@ describe('the chain end to end on the local stack', function () {
     const tables = await stack.warehouse.query({ sql: "SELECT table_name FROM information_schema.tables WHERE table_schema = 'consolidation_staging'", params: {} });
     assert.deepEqual(tables.rows, []);
     for (const report of reports.filter((r) => r.batchId)) assert.equal(report.state?.status, 'MERGED');
+  });
+});
+
+describe('the oracle comparison catches what a chain without lookback misses', function () {
+  this.timeout(120_000);
+  let dir: string;
+  let stack: LocalStack;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'chain-nolookback-'));
+    const file = join(dir, 'warehouse.duckdb');
+    const seeding = await DuckDbWarehouse.open(file);
+    await seedDemoWarehouse(await seeding.connect(), { operations: 900, start: START, hours: 2, seed: 7 });
+    await seeding.close();
+    const config = loadConfig({ STATE_DIR: join(dir, 'state'), LOOKBACK: '0m', SAFETY_LAG: '2m' });
+    stack = await LocalStack.start({ config, warehouseFile: file, logger: new JsonLogger(() => undefined), clock: new StackClock() });
+    await stack.store.create(config.watermarkObject, START.toISOString());
+  });
+
+  after(async () => {
+    await stack?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('LOOKBACK=0m: rows late for the previous window are not consolidated, and the comparison reports them', async () => {
+    const connection = await stack.warehouse.connect();
+    for (const cycle of CYCLES.slice(0, 3)) {
+      await releaseArrivals(connection, cycle.clock);
+      if (cycle.changes) await appendChanges(connection, cycle.changes);
+      stack.clock.set(cycle.clock);
+      assert.equal((await runCycle(stack, { quietMs: 3_000 })).ok, true);
+    }
+    const expected = await expectedConsolidation(connection, minutes(140));
+    const diff = await compareConsolidated(connection, '"consolidated_dataset"."consolidated_table"', expected);
+    assert.ok(diff.different.length + diff.missing.length > 0, 'late rows went unnoticed');
   });
 });

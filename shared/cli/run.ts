@@ -1,6 +1,7 @@
 import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Config } from '../config';
+import { formatDuration } from '../duration';
 import { JsonLogger } from '../logger';
 import type { Logger } from '../ports';
 import { DEMO_DEFAULTS, releaseArrivals, seedDemoWarehouse } from '../local/demo-data';
@@ -69,9 +70,10 @@ export async function runCommand(options: RunOptions): Promise<number> {
   let failures = 0;
   const cycle = async (n: number, at: Date | undefined): Promise<CycleReport> => {
     clock.set(at);
-    if (isDemo && at) {
-      const released = await releaseArrivals(await stack.warehouse.connect(), at);
-      if (released.ussd + released.transactions > 0) logger.info('Demo: late rows arrived', { ...released, upTo: at.toISOString() });
+    if (isDemo) {
+      const upTo = at ?? clock.now();
+      const released = await stack.warehouse.withConnection((connection) => releaseArrivals(connection, upTo));
+      if (released.ussd + released.transactions > 0) logger.info('Demo: late rows arrived', { ...released, upTo: upTo.toISOString() });
     }
     const report = await runCycle(stack, {
       onProgress: (p: CycleProgress) => progress.show(`cycle ${n} · ${p.stage} · IDs published ${p.idsPublished} · rows merged ${p.rowsMerged}`),
@@ -159,7 +161,7 @@ async function watch(options: RunOptions, cycle: (n: number, at: Date | undefine
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
-  out(`Watching: a cycle every ${options.everyMs / 60_000} min; Ctrl-C stops after the current cycle.`);
+  out(`Watching: a cycle every ${formatDuration(options.everyMs)}; Ctrl-C stops after the current cycle.`);
   for (let n = 1; !stopping; n++) {
     const next = Date.now() + options.everyMs;
     await cycle(n, undefined);

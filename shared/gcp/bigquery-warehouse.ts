@@ -6,6 +6,8 @@ import type { DmlStats, Logger, QueryOptions, QueryParam, QueryParams, QueryResu
 /**
  * The warehouse on BigQuery. Every job runs in one location; a job with our own job ID runs at
  * most once (a repeat gets 409 "Already Exists", and then waits for and returns the first run).
+ * A job ID whose run failed cannot run again, so a repeat then runs the statement under the next
+ * ID of the sequence id, id_run2, ... (a failed job changed nothing).
  */
 export interface BigQueryWarehouseOptions {
   bigquery: BigQuery;
@@ -26,6 +28,15 @@ export interface BigQueryParams {
 }
 
 const MAX_POLL_INTERVAL_MS = 5_000;
+/** How many job IDs of one sequence (id, id_run2, ...) a statement may use after earlier runs failed. */
+const MAX_RUNS_PER_JOB_ID = 5;
+
+/** The job ID had already run, and that run failed. */
+class EarlierRunFailed extends Error {
+  constructor(readonly cause: unknown) {
+    super(errorMessage(cause));
+  }
+}
 
 export class BigQueryWarehouse implements Warehouse {
   readonly dialect = 'bigquery' as const;
@@ -50,7 +61,21 @@ export class BigQueryWarehouse implements Warehouse {
    * ID returns the first run's result (or throws its error) instead of running again.
    */
   async query(statement: Statement, options: QueryOptions = {}): Promise<QueryResult> {
-    const { jobId, labels } = options;
+    for (let run = 1; ; run++) {
+      const jobId = options.jobId && run > 1 ? `${options.jobId}_run${run}` : options.jobId;
+      try {
+        return await this.queryJob(statement, jobId, options.labels);
+      } catch (error) {
+        if (!(error instanceof EarlierRunFailed) || run >= MAX_RUNS_PER_JOB_ID) throw error instanceof EarlierRunFailed ? error.cause : error;
+        // A failed job changed nothing (BigQuery jobs are atomic), and its ID can never run
+        // again: the next ID of the sequence runs it. A success anywhere in the sequence is
+        // found by every later repeat, so the statement still takes effect once.
+        this.logger?.warn('An earlier run of this job ID failed; running the statement again under the next job ID', { jobId, nextJobId: `${options.jobId}_run${run + 1}`, cause: errorMessage(error.cause) });
+      }
+    }
+  }
+
+  private async queryJob(statement: Statement, jobId: string | undefined, labels: Record<string, string> | undefined): Promise<QueryResult> {
     const request: Query = {
       query: statement.sql,
       ...toBigQueryParams(statement.params),
@@ -60,12 +85,14 @@ export class BigQueryWarehouse implements Warehouse {
       useLegacySql: false,
     };
     let job: Job;
+    let repeat = false;
     try {
       [job] = await this.bigquery.createQueryJob(request);
     } catch (error) {
       if (!jobId || !isAlreadyExists(error)) throw jobError('BigQuery query job could not start', jobId, error);
       this.logger?.info('BigQuery job already exists (a repeat); waiting for its result', { jobId });
       job = this.bigquery.job(jobId, { location: this.location });
+      repeat = true;
     }
     const id = jobId ?? job.id;
     try {
@@ -74,7 +101,8 @@ export class BigQueryWarehouse implements Warehouse {
       throwIfFailed(metadata, id);
       return { rows: rows.map(normalizeRow), ...dmlOf(metadata) };
     } catch (error) {
-      throw error instanceof ChainError ? error : jobError('BigQuery query job failed', id, error);
+      const failure = error instanceof ChainError ? error : jobError('BigQuery query job failed', id, error);
+      throw repeat ? new EarlierRunFailed(failure) : failure;
     }
   }
 
@@ -104,11 +132,23 @@ export class BigQueryWarehouse implements Warehouse {
    * waits for it; a repeat of the job ID waits for the existing job instead.
    */
   async loadNdjson(table: TableRef, uris: string[], schema: SchemaField[], options: { jobId: string }): Promise<void> {
-    const { jobId } = options;
+    for (let run = 1; ; run++) {
+      const jobId = run > 1 ? `${options.jobId}_run${run}` : options.jobId;
+      try {
+        return await this.loadJob(table, uris, schema, jobId);
+      } catch (error) {
+        if (!(error instanceof EarlierRunFailed) || run >= MAX_RUNS_PER_JOB_ID) throw error instanceof EarlierRunFailed ? error.cause : error;
+        this.logger?.warn('An earlier load under this job ID failed; loading again under the next job ID', { jobId, nextJobId: `${options.jobId}_run${run + 1}`, cause: errorMessage(error.cause) });
+      }
+    }
+  }
+
+  private async loadJob(table: TableRef, uris: string[], schema: SchemaField[], jobId: string): Promise<void> {
     const context = { jobId, table: this.plainName(table) };
     if (uris.length === 0) throw new ChainError('A load job needs at least one source URI', context);
     const files = uris.map((uri) => this.fileOf(uri));
     let job: Job;
+    let repeat = false;
     try {
       [job] = await this.bigquery.dataset(table.dataset).table(table.table).createLoadJob(files, {
         sourceFormat: 'NEWLINE_DELIMITED_JSON',
@@ -122,8 +162,13 @@ export class BigQueryWarehouse implements Warehouse {
       if (!isAlreadyExists(error)) throw new ChainError(`BigQuery load job ${jobId} into ${context.table} could not start: ${errorMessage(error)}`, context, { cause: error });
       this.logger?.info('BigQuery load job already exists (a repeat); waiting for it', context);
       job = this.bigquery.job(jobId, { location: this.location });
+      repeat = true;
     }
-    await this.waitForJob(job, jobId, context.table);
+    try {
+      await this.waitForJob(job, jobId, context.table);
+    } catch (error) {
+      throw repeat ? new EarlierRunFailed(error) : error;
+    }
   }
 
   /** Creates the table (day-partitioned and clustered when asked) unless it exists. */

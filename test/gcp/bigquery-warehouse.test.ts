@@ -197,22 +197,46 @@ describe('BigQueryWarehouse', () => {
       assert.deepStrictEqual(result, { rows: [], dml: { inserted: 5, updated: 1, deleted: 0 } });
     });
 
-    it('on 409, throws the error of that job when it had failed (with the job ID and the cause)', async () => {
+    it('on 409 of a job that had failed, runs the statement again under the next job ID of the sequence', async () => {
       const { bigquery, warehouse } = setup();
-      sinon.stub(bigquery, 'createQueryJob').rejects(apiError(409, 'Already Exists'));
+      const rerun = fakeJob(bigquery, `${JOB_ID}_run2`, [], { ...DONE, statistics: { query: { dmlStats: { insertedRowCount: '3', updatedRowCount: '1' } } } });
+      const create = sinon.stub(bigquery, 'createQueryJob');
+      create.onFirstCall().rejects(apiError(409, 'Already Exists'));
+      create.onSecondCall().resolves([rerun, {}] as never);
       const existing = bigquery.job(JOB_ID, { location: LOCATION });
-      const failure = new Error('Could not serialize access to table my-project:consolidated_dataset.consolidated_table due to concurrent update');
-      sinon.stub(existing, 'getQueryResults').rejects(failure);
+      sinon.stub(existing, 'getQueryResults').rejects(new Error('Could not serialize access to table t due to concurrent update'));
       sinon.stub(bigquery, 'job').returns(existing);
 
+      const result = await warehouse.query(STATEMENT, { jobId: JOB_ID });
+      assert.deepEqual(create.getCalls().map((call) => (call.args[0] as { jobId: string }).jobId), [JOB_ID, `${JOB_ID}_run2`]);
+      assert.deepEqual(result.dml, { inserted: 3, updated: 1, deleted: 0 });
+    });
+
+    it('on 409 of every job ID of the sequence, all failed: throws the last failure with its job ID and cause', async () => {
+      const { bigquery, warehouse } = setup();
+      const create = sinon.stub(bigquery, 'createQueryJob').rejects(apiError(409, 'Already Exists'));
+      const failure = new Error('Could not serialize access to table my-project:consolidated_dataset.consolidated_table due to concurrent update');
+      sinon.stub(bigquery, 'job').callsFake((id: string) => {
+        const job = new Job(bigquery, id, { location: LOCATION });
+        sinon.stub(job, 'getQueryResults').rejects(failure);
+        return job;
+      });
       await assert.rejects(warehouse.query(STATEMENT, { jobId: JOB_ID }), (error: ChainError) => {
         assert.ok(error instanceof ChainError);
-        assert.match(error.message, new RegExp(JOB_ID));
         assert.match(error.message, /concurrent update/);
-        assert.equal(error.context.jobId, JOB_ID);
+        assert.equal(error.context.jobId, `${JOB_ID}_run5`);
         assert.equal(error.cause, failure);
         return true;
       });
+      assert.equal(create.callCount, 5);
+    });
+
+    it('a job of this call that fails is thrown at once, not run again', async () => {
+      const { bigquery, warehouse } = setup();
+      const failed = { status: { state: 'DONE', errorResult: { reason: 'invalidQuery', message: 'Syntax error' } } };
+      const create = sinon.stub(bigquery, 'createQueryJob').resolves([fakeJob(bigquery, JOB_ID, [], failed), {}] as never);
+      await assert.rejects(warehouse.query(STATEMENT, { jobId: JOB_ID }), /Syntax error/);
+      assert.equal(create.callCount, 1);
     });
 
     it('throws when the finished job reports an error result', async () => {
@@ -339,6 +363,22 @@ describe('BigQueryWarehouse', () => {
 
       sinon.assert.calledOnceWithExactly(job, LOAD_JOB, { location: LOCATION });
       sinon.assert.calledOnce(poll);
+    });
+
+    it('on 409 of a load job that had failed, loads again under the next job ID', async () => {
+      const { bigquery, warehouse } = setup();
+      const rerun = bigquery.job(`${LOAD_JOB}_run2`, { location: LOCATION });
+      sinon.stub(rerun, 'getMetadata').resolves([DONE] as never);
+      const create = sinon.stub(Table.prototype, 'createLoadJob');
+      create.onFirstCall().rejects(apiError(409, 'Already Exists'));
+      create.onSecondCall().resolves([rerun, {}] as never);
+      const existing = new BigQuery({ projectId: PROJECT }).job(LOAD_JOB, { location: LOCATION });
+      const errors = [{ reason: 'backendError', message: 'Backend error' }];
+      sinon.stub(existing, 'getMetadata').resolves([{ status: { state: 'DONE', errorResult: errors[0], errors } }] as never);
+      sinon.stub(bigquery, 'job').returns(existing);
+
+      await warehouse.loadNdjson(table, uris, schema, { jobId: LOAD_JOB });
+      assert.deepEqual(create.getCalls().map((call) => (call.args[1] as { jobId: string }).jobId), [LOAD_JOB, `${LOAD_JOB}_run2`]);
     });
 
     it('throws the errors of a failed load job, with the job ID and the table', async () => {

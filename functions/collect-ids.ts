@@ -1,6 +1,6 @@
 import type { CloudEvent } from '@google-cloud/functions-framework';
 import { BatchStore, idsMessageSchema, paths, type ChunkMessage, type Manifest, type SealMessage } from '../shared/batch';
-import { decodePubsubEvent, describeIssues } from '../shared/events';
+import { readMessage } from '../shared/events';
 import type { Logger } from '../shared/ports';
 import type { ChainDependencies } from './dependencies';
 
@@ -10,19 +10,12 @@ import type { ChainDependencies } from './dependencies';
  */
 export function makeCollectIds(deps: ChainDependencies): (event: CloudEvent<unknown>) => Promise<void> {
   return async (event) => {
-    const decoded = decodePubsubEvent(event);
-    if (!decoded.ok) {
-      deps.logger.error(`Malformed message on ${deps.config.idsTopic}, acknowledged and set aside: ${decoded.problem}`, { messageId: decoded.messageId });
-      return;
-    }
-    const parsed = idsMessageSchema.safeParse(decoded.payload);
-    if (!parsed.success) {
-      deps.logger.error(`Message of the wrong shape on ${deps.config.idsTopic}, acknowledged and set aside: ${describeIssues(parsed.error.issues)}`, { messageId: decoded.messageId });
-      return;
-    }
-    const logger = deps.logger.child({ batchId: parsed.data.batchId, messageId: decoded.messageId });
-    if (parsed.data.type === 'chunk') await storeChunk(deps, logger, parsed.data, decoded.messageId);
-    else await receiveSeal(deps, logger, parsed.data, decoded.messageId);
+    const message = readMessage(event, idsMessageSchema, deps.config.idsTopic, deps.logger);
+    if (!message) return;
+    const { data, messageId } = message;
+    const logger = deps.logger.child({ batchId: data.batchId, messageId });
+    if (data.type === 'chunk') await storeChunk(deps, logger, data, messageId);
+    else await receiveSeal(deps, logger, data, messageId);
   };
 }
 

@@ -1,7 +1,7 @@
 import type { CloudEvent } from '@google-cloud/functions-framework';
 import { BatchStore, JOB_LABELS, batchMessageSchema, batchSlug, batchTables, jobNameFor, labelValue, paths } from '../shared/batch';
 import { ChainError } from '../shared/errors';
-import { decodePubsubEvent, describeIssues } from '../shared/events';
+import { readMessage } from '../shared/events';
 import { loadSchema } from '../shared/schema';
 import { createBatchParams } from '../shared/sql/statements';
 import { dialectOf } from '../shared/sql/render';
@@ -14,18 +14,10 @@ import type { ChainDependencies } from './dependencies';
  */
 export function makeLaunchDataflow(deps: ChainDependencies): (event: CloudEvent<unknown>) => Promise<void> {
   return async (event) => {
-    const decoded = decodePubsubEvent(event);
-    if (!decoded.ok) {
-      deps.logger.error(`Malformed message on ${deps.config.batchesTopic}, acknowledged and set aside: ${decoded.problem}`, { messageId: decoded.messageId });
-      return;
-    }
-    const parsed = batchMessageSchema.safeParse(decoded.payload);
-    if (!parsed.success) {
-      deps.logger.error(`Message of the wrong shape on ${deps.config.batchesTopic}, acknowledged and set aside: ${describeIssues(parsed.error.issues)}`, { messageId: decoded.messageId });
-      return;
-    }
-    const { batchId, attempt } = parsed.data;
-    const logger = deps.logger.child({ batchId, messageId: decoded.messageId });
+    const message = readMessage(event, batchMessageSchema, deps.config.batchesTopic, deps.logger);
+    if (!message) return;
+    const { batchId, attempt } = message.data;
+    const logger = deps.logger.child({ batchId, messageId: message.messageId });
     const batches = new BatchStore(deps.store);
     const [manifest, current] = await Promise.all([batches.readManifest(batchId), batches.readState(batchId)]);
     if (!manifest || !current) {

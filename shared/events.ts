@@ -1,4 +1,6 @@
 import type { CloudEvent } from '@google-cloud/functions-framework';
+import type { ZodType } from 'zod';
+import type { Logger } from './ports';
 
 /** A Pub/Sub message as a CloudEvent carries it: `data.message.{data (base64), attributes, messageId}`. */
 export type DecodedMessage =
@@ -31,4 +33,28 @@ export function decodePubsubEvent(event: CloudEvent<unknown>): DecodedMessage {
 /** A zod error as one readable line: "ids: expected array; chunk: too small". */
 export function describeIssues(issues: { path: PropertyKey[]; message: string }[]): string {
   return issues.map((i) => `${i.path.map(String).join('.') || '(message)'}: ${i.message}`).join('; ');
+}
+
+/**
+ * Decodes a Pub/Sub CloudEvent and validates its payload. A message that is not base64 JSON, or
+ * not of the expected shape, is logged at ERROR with its message ID and yields undefined: the
+ * caller returns, which acknowledges it, so it is set aside instead of retried forever.
+ */
+export function readMessage<T>(
+  event: CloudEvent<unknown>,
+  schema: ZodType<T>,
+  topic: string,
+  logger: Logger,
+): { messageId: string; data: T } | undefined {
+  const decoded = decodePubsubEvent(event);
+  if (!decoded.ok) {
+    logger.error(`Malformed message on ${topic}, acknowledged and set aside: ${decoded.problem}`, { messageId: decoded.messageId });
+    return undefined;
+  }
+  const parsed = schema.safeParse(decoded.payload);
+  if (!parsed.success) {
+    logger.error(`Message of the wrong shape on ${topic}, acknowledged and set aside: ${describeIssues(parsed.error.issues)}`, { messageId: decoded.messageId });
+    return undefined;
+  }
+  return { messageId: decoded.messageId, data: parsed.data };
 }

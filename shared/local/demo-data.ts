@@ -284,7 +284,7 @@ const pad10 = (n: number): string => String(n).padStart(10, '0');
 const operationId = (n: number): string => `OP${pad10(n)}`;
 const transactionId = (n: number): string => `TX${pad10(n)}`;
 
-/** A subscriber's number (2217XXXXXXXX), the same for the same subscriber index. */
+/** A subscriber's number (2217 and eight digits), the same for the same subscriber index. */
 function msisdn(subscriber: number): string {
   const h = mulberry32(subscriber * 2654435761)();
   const prefix = MOBILE_PREFIXES[subscriber % MOBILE_PREFIXES.length];

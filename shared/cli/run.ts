@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Config } from '../config';
 import { formatDuration } from '../duration';
@@ -35,8 +35,10 @@ export async function runCommand(options: RunOptions): Promise<number> {
   const stateDir = resolve(config.stateDir);
   mkdirSync(join(stateDir, 'logs'), { recursive: true });
   const logFile = join(stateDir, 'logs', 'consolidate.log');
+  // Opened once for the whole run; each line is written synchronously, so none is lost on exit.
+  const logFd = openSync(logFile, 'a');
   const logger = new JsonLogger((line) => {
-    appendFileSync(logFile, `${line}\n`);
+    writeSync(logFd, `${line}\n`);
     if (options.verbose) process.stderr.write(`${line}\n`);
   }, options.verbose ? 'DEBUG' : config.logLevel === 'DEBUG' ? 'DEBUG' : 'INFO');
 

@@ -98,6 +98,27 @@ describe('consolidate (the CLI)', function () {
     assert.match(again.stdout, /nothing to do/);
   });
 
+  it('run --watch on a new demo warehouse of --demo-rows operations: a cycle per period, Ctrl-C stops after the current one with exit 0', async () => {
+    const child = spawn(process.execPath, ['--require', 'tsx/cjs', CLI, 'run', '--watch', '--every', '2s', '--demo-rows', '300', '--state-dir', dir], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
+    });
+    let stdout = '';
+    const closed = new Promise<number>((done) => child.on('close', (code) => done(code ?? -1)));
+    await new Promise<void>((secondCycle) =>
+      child.stdout.on('data', (c) => {
+        stdout += c;
+        if (/^cycle 2: /m.test(stdout)) secondCycle();
+      }),
+    );
+    child.kill('SIGINT');
+    assert.equal(await closed, 0, stdout);
+    assert.match(stdout, /Demo warehouse created at .*demo\.duckdb: 300 operations/);
+    assert.match(stdout, /Watching: a cycle every 2s/);
+    assert.match(stdout, /^cycle 1: batch .* IDs in 1 chunk/m);
+    assert.doesNotMatch(stdout, /^cycle 3: /m);
+  });
+
   const refusals = [
     { name: 'a warehouse file that does not exist', args: (d: string) => ['run', '--once', '--warehouse', join(d, 'nope.duckdb'), '--state-dir', d], code: 2, message: /no warehouse at .*nope\.duckdb/ },
     { name: 'an unknown command', args: () => ['launch'], code: 2, message: /unknown command "launch"/ },

@@ -40,7 +40,7 @@ export function makeLaunchDataflow(deps: ChainDependencies): (event: CloudEvent<
     const tables = batchTables(config.stagingDataset, batchId);
     const slug = batchSlug(batchId);
     await warehouse.loadNdjson(tables.ids, chunkFiles.map((f) => deps.store.uri(f)), loadSchema('batch_ids'), { jobId: `consolidation_ids_${slug}_a${attempt}` });
-    await warehouse.query(createBatchParams(dialectOf(warehouse, config), tables.params, { batchId, windowTo: manifest.window.to }), { jobId: `consolidation_params_${slug}_a${attempt}` });
+    await warehouse.query(createBatchParams(dialectOf(warehouse, config), tables.params, { batchId, windowTo: manifest.asOf ?? manifest.window.to }), { jobId: `consolidation_params_${slug}_a${attempt}` });
 
     const jobName = jobNameFor(batchId, attempt);
     const launched = await deps.launcher.launch({

@@ -1,6 +1,6 @@
 import type { CloudEvent } from '@google-cloud/functions-framework';
 import { z } from 'zod';
-import { BATCH_ID_PATTERN, BatchStore, JOB_LABELS, batchSlug, batchTables, type BatchState, type MergeCounts } from '../shared/batch';
+import { BATCH_ID_PATTERN, BatchStore, JOB_LABELS, batchSlug, batchTables, paths, type BatchState, type MergeCounts } from '../shared/batch';
 import { ChainError, errorMessage } from '../shared/errors';
 import { describeIssues } from '../shared/events';
 import type { Logger, QueryResult } from '../shared/ports';
@@ -77,8 +77,14 @@ export function makeMergeOnComplete(deps: ChainDependencies): (event: CloudEvent
   };
 }
 
-async function mergeBatch(deps: ChainDependencies, logger: Logger, batchId: string, attempt: number, job: { id: string; name: string; currentState: string }): Promise<void> {
+/**
+ * MERGEs a batch whose job is DONE (from its statusChanged event, or from the reconciler when the
+ * event never came), marks it MERGED, closes it and drops its tables. Safe to run again: the
+ * MERGE's job ID is deterministic per batch and attempt.
+ */
+export async function mergeBatch(deps: ChainDependencies, logger: Logger, batchId: string, attempt: number, job: { id: string; name: string; currentState: string }): Promise<void> {
   const { config, warehouse, clock } = deps;
+  const manifest = await new BatchStore(deps.store).readManifest(batchId);
   const dialect = dialectOf(warehouse, config);
   const tables = batchTables(config.stagingDataset, batchId);
   const profile = (await warehouse.query(enrichedProfile(dialect, tables.enriched))).rows;
@@ -94,10 +100,13 @@ async function mergeBatch(deps: ChainDependencies, logger: Logger, batchId: stri
   let result: QueryResult = { rows: [], dml: { inserted: 0, updated: 0, deleted: 0 } };
   const mergeJobId = `consolidation_merge_${batchSlug(batchId)}_a${attempt}`;
   if (sourceRows > 0) {
-    const statement = mergeEnriched(dialect, { target: config.tables.consolidated, enriched: tables.enriched }, { batchId, consolidatedAt: clock.now().toISOString(), days, force: false });
+    const force = manifest?.replay !== undefined;
+    const statement = mergeEnriched(dialect, { target: config.tables.consolidated, enriched: tables.enriched }, { batchId, consolidatedAt: clock.now().toISOString(), days, force });
+    // The same job ID on every try: a warehouse re-runs a job ID whose run failed, and a job ID
+    // that succeeded is never run twice, even across redeliveries.
     for (let tryNumber = 1; ; tryNumber++) {
       try {
-        result = await warehouse.query(statement, { jobId: tryNumber === 1 ? mergeJobId : `${mergeJobId}_r${tryNumber}`, labels: { pipeline: 'consolidation' } });
+        result = await warehouse.query(statement, { jobId: mergeJobId, labels: { pipeline: 'consolidation' } });
         break;
       } catch (error) {
         if (!isConcurrentUpdate(error) || tryNumber >= MERGE_TRIES) throw new ChainError(`MERGE of the batch failed: ${errorMessage(error)}`, { batchId, jobName: job.name, mergeJobId }, { cause: error });
@@ -122,13 +131,23 @@ async function mergeBatch(deps: ChainDependencies, logger: Logger, batchId: stri
     clock.now(),
   );
   logger.info(marked ? 'Batch merged into the consolidated table' : 'Batch was marked merged by another delivery', { ...merge, mergeJobId, days: days.length });
+  await deps.store.delete(paths.open(batchId));
   for (const table of [tables.ids, tables.params, tables.enriched]) {
     await warehouse.dropTable(table).catch((error) => logger.warn('Could not drop a batch table; it expires on its own', { table: table.table, error }));
   }
 }
 
-async function recordFailure(deps: ChainDependencies, logger: Logger, batches: BatchStore, batchId: string, attempt: number, job: { id: string; name: string; currentState: string }): Promise<void> {
+/** Records that the batch's job ended without output; the reconciler relaunches it while attempts remain. */
+export async function recordFailure(deps: ChainDependencies, logger: Logger, batches: BatchStore, batchId: string, attempt: number, job: { id: string; name: string; currentState: string }): Promise<BatchState | null> {
   const reason = `Dataflow job ${job.name} (${job.id}) ended in ${job.currentState}`;
-  await batches.transition(batchId, (s) => s.status !== 'MERGED' && s.status !== 'FAILED', 'FAILED', { reason, jobName: job.name, jobId: job.id, jobState: job.currentState, attempt }, deps.clock.now());
-  logger.error(`Batch failed: ${reason}. Its IDs stay in the state bucket; re-run it by announcing it again with the next attempt.`, { attempt, jobState: job.currentState });
+  const recorded = await batches.transition(
+    batchId,
+    (s) => s.status !== 'MERGED' && s.status !== 'FAILED' && s.attempt <= attempt,
+    'FAILED',
+    { reason, jobName: job.name, jobId: job.id, jobState: job.currentState, attempt },
+    deps.clock.now(),
+  );
+  const left = deps.config.maxAttempts - attempt;
+  logger.warn(`Batch attempt ${attempt} failed: ${reason}. ${left > 0 ? `The reconciler relaunches it (${left} attempt(s) left).` : 'No attempt left: the reconciler marks it FAILED for good.'}`, { attempt, jobState: job.currentState, recorded: recorded !== null });
+  return recorded;
 }

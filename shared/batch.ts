@@ -52,7 +52,16 @@ export const paths = {
   seal: (batchId: string) => `batches/${batchId}/seal.json`,
   /** Create-only: whoever creates it declares the batch complete, once. */
   complete: (batchId: string) => `batches/${batchId}/complete`,
+  /** One small object per batch that is not finished yet: the reconciler's worklist. */
+  openBatches: 'open/',
+  open: (batchId: string) => `open/${batchId}.json`,
 };
+
+/** The batch ID of an open-batch marker's path, or undefined for anything else. */
+export function batchIdOfOpenMarker(path: string): string | undefined {
+  const match = /^open\/(.+)\.json$/.exec(path);
+  return match && BATCH_ID_PATTERN.test(match[1]) ? match[1] : undefined;
+}
 
 const isoTimestamp = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'must be an RFC 3339 timestamp');
 export const windowSchema = z.object({ from: isoTimestamp, to: isoTimestamp }).strict();
@@ -69,6 +78,10 @@ export const manifestSchema = z.object({
   chunkSize: z.number().int().min(1),
   rejected: rejectedSchema,
   createdAt: isoTimestamp,
+  /** Set on a replay: what was asked for; its MERGE forces the update of rows of the same version. */
+  replay: z.object({ kind: z.enum(['window', 'ids']), requested: z.string().max(500) }).optional(),
+  /** The instant the enrichment reads the sources as of (the window's end unless a replay says otherwise). */
+  asOf: isoTimestamp.optional(),
 });
 export type Manifest = z.infer<typeof manifestSchema>;
 
@@ -121,6 +134,9 @@ export interface BatchState {
   merge?: MergeCounts;
   mergeJobId?: string;
   reason?: string;
+  /** FAILED for good: the reconciler gave up on the batch, or another batch re-reads its window. */
+  final?: boolean;
+  supersededBy?: string;
   updatedAt: string;
   /** Every transition with its time, oldest first. */
   history: { status: BatchStatus; at: string }[];

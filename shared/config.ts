@@ -45,6 +45,11 @@ export const VARIABLES = {
   LOOKBACK: { schema: duration, default: '15m', description: 'Margin re-read before the watermark to catch late rows.' },
   SAFETY_LAG: { schema: duration, default: '2m', description: 'The window ends this long before now, so rows still being written are left for the next run.' },
   MAX_WINDOW: { schema: duration, default: '0s', description: 'Longest window one batch covers when catching up (0s: no limit).' },
+  LEASE_OBJECT: { schema: objectName, default: 'lease.json', description: 'Create-only object that publishOps holds while it extracts, so two runs never extract at once.' },
+  LEASE_DURATION: { schema: duration, default: '10m', description: 'How long a publishOps lease lasts if its holder dies without releasing it (keep it above the function timeout).' },
+  STUCK_AFTER: { schema: duration, default: '15m', description: 'A batch that has not moved for this long is repaired by the reconciler and flagged by `consolidate status`.' },
+  MAX_ATTEMPTS: { schema: positiveInt(20), default: '3', description: 'Dataflow attempts per batch; after the last one fails the batch is marked FAILED for good and logged at ERROR.' },
+  REPLAY_MAX_IDS: { schema: positiveInt(1_000_000), default: '50000', description: 'Most operation IDs one replay request may list.' },
   TEMPLATE_PATH: { schema: z.string().regex(/^gs:\/\//, 'must be a gs:// path'), default: '', description: 'Flex Template spec; empty means `gs://dataflow-templates-<REGION>/latest/flex/Yaml_Template`.' },
   PIPELINE_FILE: { schema: z.string().regex(/^gs:\/\//, 'must be a gs:// path'), default: '', description: 'The pipeline file as uploaded; empty means `gs://<STATE_BUCKET>/pipeline/consolidation.yaml`.' },
   DATAFLOW_TEMP_LOCATION: { schema: z.string().regex(/^gs:\/\//, 'must be a gs:// path'), default: '', description: 'Dataflow temp location; empty means `gs://<STATE_BUCKET>/dataflow/temp`.' },
@@ -82,6 +87,11 @@ export interface Config {
   lookbackMs: number;
   safetyLagMs: number;
   maxWindowMs: number;
+  leaseObject: string;
+  leaseMs: number;
+  stuckAfterMs: number;
+  maxAttempts: number;
+  replayMaxIds: number;
   templatePath: string;
   pipelineFile: string;
   dataflowTempLocation: string;
@@ -149,6 +159,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     lookbackMs: parseDuration(v.LOOKBACK)!,
     safetyLagMs: parseDuration(v.SAFETY_LAG)!,
     maxWindowMs: parseDuration(v.MAX_WINDOW)!,
+    leaseObject: v.LEASE_OBJECT,
+    leaseMs: parseDuration(v.LEASE_DURATION)!,
+    stuckAfterMs: parseDuration(v.STUCK_AFTER)!,
+    maxAttempts: v.MAX_ATTEMPTS,
+    replayMaxIds: v.REPLAY_MAX_IDS,
     templatePath: v.TEMPLATE_PATH || `gs://dataflow-templates-${v.REGION}/latest/flex/Yaml_Template`,
     pipelineFile: v.PIPELINE_FILE || (v.STATE_BUCKET ? `gs://${v.STATE_BUCKET}/pipeline/consolidation.yaml` : ''),
     dataflowTempLocation: v.DATAFLOW_TEMP_LOCATION || (v.STATE_BUCKET ? `gs://${v.STATE_BUCKET}/dataflow/temp` : ''),

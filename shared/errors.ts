@@ -17,3 +17,11 @@ export class ConflictError extends ChainError {
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+/** The request itself is wrong (a bad replay body, say); the HTTP answer is 400. */
+export class BadRequestError extends ChainError {
+  constructor(message: string, context: Record<string, unknown> = {}) {
+    super(message, context);
+    this.name = 'BadRequestError';
+  }
+}

@@ -172,4 +172,6 @@ export type JobState =
 /** Starts the templated enrichment job (Dataflow Flex Template, or the local runner). */
 export interface JobLauncher {
   launch(request: LaunchRequest): Promise<LaunchedJob>;
+  /** The job's current state, or undefined when the service knows no job of that ID. */
+  jobState(jobId: string): Promise<JobState | undefined>;
 }

@@ -74,6 +74,16 @@ export class DataflowLauncher implements JobLauncher {
     }
   }
 
+  /** The job's current state; undefined when Dataflow knows no job of that ID (NOT_FOUND). */
+  async jobState(jobId: string): Promise<JobState | undefined> {
+    try {
+      return (await this.getJob(jobId)).currentState;
+    } catch (error) {
+      if (error instanceof ChainError && isNotFound(error.cause)) return undefined;
+      throw error;
+    }
+  }
+
   /** The launchFlexTemplate request: the template, the pipeline file and the jinja variables, the labels. */
   private launchRequest(request: LaunchRequest): LaunchFlexTemplateRequest {
     const { project, region, templatePath, pipelineFile, tempLocation, serviceAccount, maxWorkers } = this.options;
@@ -106,6 +116,11 @@ export class DataflowLauncher implements JobLauncher {
       throw new ChainError(`Could not list the active Dataflow jobs to adopt ${jobName}: ${errorMessage(error)}`, { jobName, project, region }, { cause: error });
     }
   }
+}
+
+function isNotFound(error: unknown): boolean {
+  const { code, status } = (error ?? {}) as { code?: unknown; status?: unknown };
+  return code === 5 || code === 404 || status === 'NOT_FOUND';
 }
 
 function isAlreadyExists(error: unknown): boolean {

@@ -19,6 +19,20 @@ export interface BusOptions {
   deadLetterDir: string;
   logger: Logger;
   project?: string;
+  /** Delivery faults (fault injection): duplicated, reordered and held-back deliveries. */
+  faults?: DeliveryFaults;
+}
+
+export interface DeliveryFaults {
+  /** How many times to deliver one message (1 without the fault). */
+  copies(): number;
+  /** The index of the queued delivery to send next (0 without the fault). */
+  pick(queued: number): number;
+  /** True when deliveries are reordered: new ones then wait a turn of the event loop, so that they queue up. */
+  reorders(): boolean;
+  /** True to hold back the first delivery of every burst until the later ones are done. */
+  holdFirst(): boolean;
+  noteHeld(): void;
 }
 
 /** One delivery to make: the CloudEvent's headers and body, and where it goes. */
@@ -52,6 +66,10 @@ export class LocalBus implements Publisher {
   readonly events = new EventEmitter<BusEvents>();
   private readonly subscriptions = new Map<string, { name: string; endpoint: string }[]>();
   private readonly queue: Delivery[] = [];
+  /** Held-back deliveries, and the subscriptions that already held one in this burst. */
+  private readonly held: Delivery[] = [];
+  private readonly heldIn = new Set<string>();
+  private pumpScheduled = false;
   private readonly deadLetters: DeadLetter[] = [];
   private inFlight = 0;
   private waiting = 0;
@@ -76,12 +94,13 @@ export class LocalBus implements Publisher {
     const project = this.options.project ?? 'local';
     const subscribers = this.subscriptions.get(topic) ?? [];
     if (subscribers.length === 0) this.options.logger.warn(`Message published to ${topic}, which has no subscription`, { messageId, topic });
+    const copies = this.options.faults?.copies() ?? 1;
     for (const sub of subscribers) {
       const body = {
         message: { data, attributes: message.attributes ?? {}, messageId, message_id: messageId, publishTime, publish_time: publishTime },
         subscription: `projects/${project}/subscriptions/${sub.name}`,
       };
-      this.enqueue({
+      const delivery: Delivery = {
         endpoint: sub.endpoint,
         subscription: sub.name,
         topic,
@@ -96,7 +115,8 @@ export class LocalBus implements Publisher {
           'ce-time': publishTime,
           'content-type': 'application/json',
         },
-      });
+      };
+      for (let copy = 0; copy < copies; copy++) this.enqueue({ ...delivery, headers: { ...delivery.headers } }, copy === 0);
     }
     this.events.emit('published', { topic, messageId, data: message.data });
     return messageId;
@@ -118,8 +138,11 @@ export class LocalBus implements Publisher {
     };
     if (event.subject) headers['ce-subject'] = event.subject;
     for (const [k, v] of Object.entries(event.extensions ?? {})) headers[`ce-${k}`] = v;
+    const copies = this.options.faults?.copies() ?? 1;
     for (const sub of this.subscriptions.get(event.topic) ?? []) {
-      this.enqueue({ endpoint: sub.endpoint, subscription: sub.name, topic: event.topic, messageId: id, attempt: 0, headers, body: JSON.stringify(event.data) });
+      for (let copy = 0; copy < copies; copy++) {
+        this.enqueue({ endpoint: sub.endpoint, subscription: sub.name, topic: event.topic, messageId: id, attempt: 0, headers: { ...headers }, body: JSON.stringify(event.data) }, copy === 0);
+      }
     }
     this.events.emit('published', { topic: event.topic, messageId: id, data: event.data });
     return id;
@@ -132,7 +155,7 @@ export class LocalBus implements Publisher {
   }
 
   isIdle(): boolean {
-    return this.queue.length === 0 && this.inFlight === 0 && this.waiting === 0;
+    return this.queue.length === 0 && this.inFlight === 0 && this.waiting === 0 && this.held.length === 0 && !this.pumpScheduled;
   }
 
   deadLettered(): readonly DeadLetter[] {
@@ -144,14 +167,33 @@ export class LocalBus implements Publisher {
     this.closed = true;
   }
 
-  private enqueue(delivery: Delivery): void {
+  private enqueue(delivery: Delivery, mayHold = true): void {
+    if (mayHold && delivery.attempt === 0 && this.options.faults?.holdFirst() && !this.heldIn.has(delivery.subscription)) {
+      this.heldIn.add(delivery.subscription);
+      this.held.push(delivery);
+      this.options.faults.noteHeld();
+      this.options.logger.debug('Fault injection: delivery held back until the later ones are done', { subscription: delivery.subscription, messageId: delivery.messageId });
+      queueMicrotask(() => this.notifyIfIdle());
+      return;
+    }
     this.queue.push(delivery);
+    if (this.options.faults?.reorders()) {
+      if (!this.pumpScheduled) {
+        this.pumpScheduled = true;
+        setTimeout(() => {
+          this.pumpScheduled = false;
+          this.pump();
+        }, 1);
+      }
+      return;
+    }
     this.pump();
   }
 
   private pump(): void {
     while (this.inFlight < this.options.concurrency && this.queue.length > 0) {
-      const delivery = this.queue.shift()!;
+      const index = this.options.faults?.pick(this.queue.length) ?? 0;
+      const delivery = this.queue.splice(index, 1)[0];
       this.inFlight++;
       void this.deliver(delivery).finally(() => {
         this.inFlight--;
@@ -162,6 +204,14 @@ export class LocalBus implements Publisher {
   }
 
   private notifyIfIdle(): void {
+    if (this.held.length > 0 && this.queue.length === 0 && this.inFlight === 0 && this.waiting === 0) {
+      // Everything after the held-back deliveries is done: they go now, and a new burst may hold again.
+      const released = this.held.splice(0);
+      this.heldIn.clear();
+      for (const delivery of released) this.queue.push(delivery);
+      this.pump();
+      return;
+    }
     if (!this.isIdle()) return;
     const waiters = this.idleWaiters;
     this.idleWaiters = [];

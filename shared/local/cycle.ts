@@ -1,5 +1,6 @@
 import { BatchStore, type BatchState, type RejectedRows } from '../batch';
-import type { PublishResult } from '../../functions/publish-ops';
+import type { PublishResponse } from '../../functions/publish-ops';
+import type { ReconcileAction } from '../../functions/reconciler';
 import { DATAFLOW_EVENTS, type LocalStack } from './stack';
 
 export type Stage = 'extract and publish' | 'collect' | 'stage IDs and launch' | 'pipeline' | 'merge' | 'done';
@@ -34,6 +35,12 @@ export interface CycleReport {
   state?: BatchState;
   stagesMs?: StageTimes;
   deadLetters: number;
+  /** What the reconciler did at the start of the run. */
+  reconciled?: ReconcileAction[];
+  /** Calls answered 409 because another run held the lease. */
+  refused?: number;
+  /** For a replay: what was replayed. */
+  replay?: string;
 }
 
 export interface CycleOptions {
@@ -42,6 +49,10 @@ export interface CycleOptions {
   timeoutMs?: number;
   /** A batch whose chain is quiet for this long without finishing is reported stuck. */
   quietMs?: number;
+  /** The request body: none for a scheduled run, `{from, to}` or `{ids}` for a replay. */
+  body?: unknown;
+  /** publishOps calls made at the same instant (fault injection: concurrent triggers); all but one get 409. */
+  concurrentCalls?: number;
 }
 
 /**
@@ -79,27 +90,50 @@ export async function runCycle(stack: LocalStack, options: CycleOptions = {}): P
   stack.bus.events.on('published', onPublished);
   try {
     report();
-    const response = await fetch(stack.urls.publishOps, { method: 'POST' });
-    const body = (await response.json().catch(() => ({}))) as PublishResult & { error?: string };
+    const init: RequestInit = options.body === undefined ? { method: 'POST' } : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(options.body) };
+    const answers = await Promise.all(
+      Array.from({ length: Math.max(1, options.concurrentCalls ?? 1) }, async () => {
+        const response = await fetch(stack.urls.publishOps, init);
+        return { status: response.status, body: (await response.json().catch(() => ({}))) as PublishResponse & { error?: string } };
+      }),
+    );
     marks.published = performance.now();
-    if (!response.ok) {
-      return { ok: false, outcome: 'failed', error: `publishOps answered ${response.status}: ${body.error ?? 'no message'}`, idCount: 0, chunkCount: 0, deadLetters: stack.deadLetterCount() - deadLettersBefore };
+    const refused = answers.filter((a) => a.status === 409).length;
+    const answer = answers.find((a) => a.status === 200) ?? answers.find((a) => a.status !== 409) ?? answers[0];
+    const body = answer.body;
+    if (answer.status !== 200) {
+      return { ok: false, outcome: 'failed', error: `publishOps answered ${answer.status}: ${body.error ?? 'no message'}`, idCount: 0, chunkCount: 0, deadLetters: stack.deadLetterCount() - deadLettersBefore, refused };
     }
+    const reconciled = body.reconciled;
+    const replay = 'replay' in body ? body.replay : undefined;
     if (body.status !== 'sealed') {
       report('done');
       return {
         ok: true,
         outcome: body.status,
-        watermark: body.watermark,
-        window: body.status === 'empty' ? body.window : undefined,
-        rejected: body.status === 'empty' ? body.rejected : undefined,
+        watermark: 'watermark' in body ? body.watermark : undefined,
+        window: 'window' in body ? body.window : undefined,
+        rejected: 'rejected' in body ? body.rejected : undefined,
         idCount: 0,
         chunkCount: 0,
         deadLetters: 0,
+        reconciled,
+        refused,
+        replay,
       };
     }
     report('collect');
-    const base = { batchId: body.batchId, window: body.window, watermark: body.watermark, idCount: body.idCount, chunkCount: body.chunkCount, rejected: body.rejected };
+    const base = {
+      batchId: body.batchId,
+      window: 'window' in body ? body.window : undefined,
+      watermark: 'watermark' in body ? body.watermark : undefined,
+      idCount: body.idCount,
+      chunkCount: body.chunkCount,
+      rejected: 'rejected' in body ? body.rejected : undefined,
+      reconciled,
+      refused,
+      replay,
+    };
     const state = await waitForBatch(stack, body.batchId, options);
     const deadLetters = stack.deadLetterCount() - deadLettersBefore;
     if (state?.status === 'MERGED') {

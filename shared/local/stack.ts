@@ -10,6 +10,7 @@ import type { Config } from '../config';
 import type { Clock, Logger, Publisher } from '../ports';
 import { loadSchema } from '../schema';
 import { LocalBus } from './bus';
+import { FaultInjector, muteInjectedCrashTraces, NO_FAULTS, type FaultPlan } from './faults';
 import { DuckDbWarehouse } from './duckdb-warehouse';
 import { FolderObjectStore } from './folder-store';
 import { LocalPipelineRunner, type DataflowJob } from './pipeline-runner';
@@ -41,8 +42,8 @@ export interface LocalStackOptions {
   clock: StackClock;
   /** Replaces the local bus as the publisher of the two topics (the Pub/Sub emulator). */
   publisher?: (stack: { urls: Record<FunctionName, string> }) => Promise<Publisher & { close?: () => Promise<void>; deadLettered?: () => readonly unknown[] }>;
-  /** Forces the terminal state of a job (fault injection). */
-  jobOutcome?: ConstructorParameters<typeof LocalPipelineRunner>[0]['outcome'];
+  /** Faults to inject (duplicated or reordered deliveries, crashes, failed jobs, lost events, ...). */
+  faults?: FaultPlan;
 }
 
 export const DATAFLOW_EVENTS = 'dataflow-job-status';
@@ -64,10 +65,16 @@ export class LocalStack {
     readonly logger: Logger,
     readonly clock: StackClock,
     private readonly externalPublisher: (Publisher & { close?: () => Promise<void>; deadLettered?: () => readonly unknown[] }) | undefined,
+    /** What the functions are built from (with the injected faults), for the operator's commands. */
+    readonly deps: ChainDependencies,
+    readonly faults: FaultInjector,
+    private readonly unmute: () => void,
   ) {}
 
   static async start(options: LocalStackOptions): Promise<LocalStack> {
     const { config, logger, clock } = options;
+    const faults = new FaultInjector(options.faults ?? NO_FAULTS, logger);
+    const unmute = faults.active ? muteInjectedCrashTraces() : () => undefined;
     const warehouse = await DuckDbWarehouse.open(options.warehouseFile, { logger });
     const stateDir = resolve(config.stateDir);
     const store = new FolderObjectStore(join(stateDir, 'bucket'));
@@ -76,6 +83,7 @@ export class LocalStack {
       concurrency: config.localBusConcurrency,
       deadLetterDir: join(stateDir, 'dead-letter'),
       logger,
+      faults,
     });
     const runner = new LocalPipelineRunner({
       warehouse,
@@ -84,8 +92,9 @@ export class LocalStack {
       region: config.region,
       clock,
       logger,
-      outcome: options.jobOutcome,
+      outcome: (request) => faults.jobOutcome(request.attempt),
       emit: async (job: DataflowJob) => {
+        if (faults.loseEvent(job.currentState, Number(job.labels.attempt ?? '1'))) return;
         bus.emitEvent({
           topic: DATAFLOW_EVENTS,
           type: STATUS_CHANGED,
@@ -100,6 +109,7 @@ export class LocalStack {
       await checkSourceTables(warehouse, config);
     } catch (error) {
       await warehouse.close();
+      unmute();
       throw error;
     }
     await warehouse.ensureTable(config.tables.consolidated, loadSchema('consolidated_table'), { partitionField: 'created_at', clusterFields: ['operation_id'] });
@@ -109,17 +119,17 @@ export class LocalStack {
     let publisher: Publisher = bus;
     const deps: ChainDependencies = {
       config,
-      warehouse,
-      store,
-      publisher: {
+      warehouse: faults.warehouse(warehouse),
+      store: faults.store(store),
+      publisher: faults.publisher({
         publish: async (topic, message) => {
           const messageId = await publisher.publish(topic, message);
           // The local bus reports its own traffic; traffic through the emulator is reported here.
           if (publisher !== bus) bus.events.emit('published', { topic, messageId, data: message.data });
           return messageId;
         },
-      },
-      launcher: runner,
+      }),
+      launcher: faults.launcher(runner),
       clock,
       logger,
     };
@@ -141,10 +151,11 @@ export class LocalStack {
     } catch (error) {
       await Promise.all(servers.map((server) => new Promise<void>((done) => server.close(() => done()))));
       await warehouse.close();
+      unmute();
       throw error;
     }
     if (external) publisher = external;
-    return new LocalStack(config, warehouse, store, bus, runner, urls, servers, logger, clock, external);
+    return new LocalStack(config, warehouse, store, bus, runner, urls, servers, logger, clock, external, deps, faults, unmute);
   }
 
   /** True when no message is moving and no job is running (the emulator's queue is not visible). */
@@ -168,6 +179,7 @@ export class LocalStack {
     );
     await this.runner.idle();
     await this.warehouse.close();
+    this.unmute();
   }
 }
 

@@ -79,8 +79,8 @@ const WRITTEN_BY_MERGE = new Set(['batch_id', 'consolidated_at']);
 /**
  * Upserts the batch's enriched rows into the consolidated table: one source row per operation
  * (the latest), only the partitions the batch touches, and a target row is replaced only by a
- * newer version (or, for the same version, by a later batch that sees different values; or
- * always when forced, for a replay).
+ * newer version (or, for the same version, by a later batch that sees different values, or by a
+ * replay, which forces it). Never by an older version, not even when forced.
  */
 export function mergeEnriched(
   d: SqlDialect,
@@ -101,8 +101,8 @@ USING (
 ) AS S
 ON T.${MERGE_KEY} = S.${MERGE_KEY} AND ${d.inArray('CAST(T.created_at AS DATE)', 'days', 'DATE_ARRAY')}
 WHEN MATCHED AND (
-  ${d.param('force', 'BOOL')}
-  OR S.version_ts > T.version_ts
+  S.version_ts > T.version_ts
+  OR (${d.param('force', 'BOOL')} AND S.version_ts = T.version_ts)
   OR (S.version_ts = T.version_ts AND ${batchId} > T.batch_id AND (
     ${differs.join('\n    OR ')}))
 ) THEN UPDATE SET

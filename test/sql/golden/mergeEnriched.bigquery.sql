@@ -7,8 +7,8 @@ USING (
 ) AS S
 ON T.operation_id = S.operation_id AND CAST(T.created_at AS DATE) IN UNNEST(@days)
 WHEN MATCHED AND (
-  @force
-  OR S.version_ts > T.version_ts
+  S.version_ts > T.version_ts
+  OR (@force AND S.version_ts = T.version_ts)
   OR (S.version_ts = T.version_ts AND @batch_id > T.batch_id AND (
     T.msisdn IS DISTINCT FROM S.msisdn
     OR T.service_code IS DISTINCT FROM S.service_code

@@ -32,13 +32,16 @@ export function makePublishOps(deps: ChainDependencies): (req: Request, res: Res
       const request = parsePublishRequest(req.body, deps.config.replayMaxIds);
       const lease = await acquireLease(leaseOptionsOf(deps), request.kind === 'scheduled' ? 'publishOps' : 'replay');
       const logger = deps.logger.child({ leaseHolder: lease.record.holder });
+      let response: PublishResponse;
       try {
         const reconciled = await reconcileBatches(deps, logger);
         const result = request.kind === 'scheduled' ? await publishChangedOperations(deps) : await replay(deps, request, await readWatermark(deps), logger);
-        res.status(200).json({ ...result, reconciled } satisfies PublishResponse);
+        response = { ...result, reconciled };
       } finally {
+        // Before answering: once the answer is sent, the instance may be frozen or stopped.
         await releaseLease(leaseOptionsOf(deps), lease, logger);
       }
+      res.status(200).json(response);
     } catch (error) {
       const status = error instanceof BadRequestError ? 400 : error instanceof ConflictError ? 409 : 500;
       const context = error instanceof ChainError ? error.context : {};

@@ -171,6 +171,9 @@ async function supersede(deps: ChainDependencies, logger: Logger, batches: Batch
   const { config, warehouse } = deps;
   const stored = new Set(await deps.store.list(paths.chunks(manifest.batchId)));
   const missing = Array.from({ length: manifest.chunkCount }, (_, n) => n).filter((n) => !stored.has(paths.chunk(manifest.batchId, n)));
+  // Every chunk and the seal are stored, only the completion was never declared (the delivery that
+  // would have done it was dead-lettered): nothing is lost, so the batch goes on as it is.
+  if (missing.length === 0) return announce(deps, batches, state, 1, 'every chunk and the seal stored, but the batch was never declared complete');
   if (manifest.replay?.kind === 'ids') {
     const given = await batches.transition(manifest.batchId, (s) => s.status === 'SEALED', 'FAILED', { final: true, reason: `chunk(s) ${missing.join(', ')} never arrived` }, deps.clock.now());
     if (given) await deps.store.delete(paths.open(manifest.batchId));

@@ -56,8 +56,8 @@ export function parsePublishRequest(body: unknown, maxIds: number): PublishReque
 }
 
 export type ReplayResult =
-  | { status: 'sealed'; replay: string; batchId: string; asOf: string; idCount: number; chunkCount: number }
-  | { status: 'empty'; replay: string; asOf: string; idCount: 0 };
+  | { status: 'sealed'; replay: string; window: { from: string; to: string }; batchId: string; asOf: string; idCount: number; chunkCount: number }
+  | { status: 'empty'; replay: string; window: { from: string; to: string }; asOf: string; idCount: 0 };
 
 /**
  * A replay: re-processes the operations changed in a window, or listed, as of the current
@@ -88,7 +88,7 @@ export async function replay(deps: ChainDependencies, request: Exclude<PublishRe
     { source, window, asOf: watermark, rejected: { missingOperationId: 0, missingSourceTimestamp: 0 }, replay: { kind: request.kind === 'replay-window' ? 'window' : 'ids', requested } },
     logger,
   );
-  if (extracted.batchId === undefined) return { status: 'empty', replay: requested, asOf: watermark.toISOString(), idCount: 0 };
+  if (extracted.batchId === undefined) return { status: 'empty', replay: requested, window, asOf: watermark.toISOString(), idCount: 0 };
   logger.info('Replay batch sealed; the watermark is not moved', { batchId: extracted.batchId, idCount: extracted.idCount });
-  return { status: 'sealed', replay: requested, batchId: extracted.batchId, asOf: watermark.toISOString(), idCount: extracted.idCount, chunkCount: extracted.chunkCount };
+  return { status: 'sealed', replay: requested, window, batchId: extracted.batchId, asOf: watermark.toISOString(), idCount: extracted.idCount, chunkCount: extracted.chunkCount };
 }

@@ -6,13 +6,20 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config';
 import { parseDuration } from '../duration';
+import { errorMessage } from '../errors';
+import { FAULT_HELP, parseFaults } from '../local/faults';
+import { readIdsFile, reconcileCommand, replayCommand, statusCommand } from './operations';
 import { runCommand, type RunOptions } from './run';
 
 const HELP = `consolidate: the USSD consolidation chain on the local stack
 
 Usage:
   consolidate run [--once | --watch [--every 20m]] [--warehouse FILE.duckdb] [--state-dir DIR]
-                  [--now RFC3339] [--demo-rows N] [--pubsub-emulator] [--verbose]
+                  [--now RFC3339] [--demo-rows N] [--pubsub-emulator] [--inject FAULTS] [--verbose]
+  consolidate status [--state-dir DIR] [--now RFC3339] [--limit N]
+  consolidate reconcile [--warehouse FILE.duckdb] [--state-dir DIR] [--now RFC3339] [--verbose]
+  consolidate replay (--from RFC3339 --to RFC3339 | --ids-file FILE) [--warehouse FILE.duckdb]
+                  [--state-dir DIR] [--now RFC3339] [--verbose]
   consolidate --help
 
 run                 Runs publishOps -> collectIds -> launchDataflow -> mergeOnComplete on this machine:
@@ -31,9 +38,24 @@ run                 Runs publishOps -> collectIds -> launchDataflow -> mergeOnCo
   --demo-rows N     Operations in a newly created demo warehouse (default 4000).
   --pubsub-emulator Carry the two topics through the Pub/Sub emulator (push subscriptions to the
                     function servers) instead of the local bus; also when PUBSUB_EMULATOR_HOST is set.
+  --inject FAULTS   Fault injection, comma-separated (see below); failed cycles then do not stop a catch-up.
   --verbose         Also print the JSON log lines (always written to <state-dir>/logs/consolidate.log).
 
-Configuration comes from environment variables (see the README's table); flags win over them.`;
+status              The watermark, the lease, and the newest batches (--limit, default 20) with state,
+                    attempt, job, IDs, rows inserted/updated/unchanged and age; flags the batches that are
+                    stuck (not moved for STUCK_AFTER) or FAILED for good. Exit 1 when one is stuck.
+reconcile           Repairs every batch that stopped moving (what each run does first), under the lease,
+                    and waits for the repairs to go through.
+replay              Re-processes the operations changed in (--from, --to], or listed in --ids-file (one ID
+                    a line), as of the watermark, without moving it; same-version rows are rewritten.
+
+Faults for --inject:
+__FAULTS__
+
+Configuration comes from environment variables (see the README's table); flags win over them.`.replace(
+  '__FAULTS__',
+  FAULT_HELP.map(([name, text]) => `  ${name.padEnd(34)}${text}`).join('\n'),
+);
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`consolidate: ${message}\n`);
@@ -56,6 +78,11 @@ async function main(argv: string[]): Promise<number> {
         now: { type: 'string' },
         'demo-rows': { type: 'string' },
         'pubsub-emulator': { type: 'boolean' },
+        inject: { type: 'string' },
+        from: { type: 'string' },
+        to: { type: 'string' },
+        'ids-file': { type: 'string' },
+        limit: { type: 'string' },
         verbose: { type: 'boolean', short: 'v' },
       },
     });
@@ -68,9 +95,23 @@ async function main(argv: string[]): Promise<number> {
     return values.help ? 0 : 2;
   }
   const [command, ...rest] = positionals;
-  if (command !== 'run') fail(`unknown command "${command}"\n\n${HELP}`);
+  if (!['run', 'status', 'reconcile', 'replay'].includes(command)) fail(`unknown command "${command}"\n\n${HELP}`);
   if (rest.length > 0) fail(`unexpected argument(s): ${rest.join(' ')}`);
+  const allowed: Record<string, string[]> = {
+    run: ['once', 'watch', 'every', 'warehouse', 'state-dir', 'now', 'demo-rows', 'pubsub-emulator', 'inject', 'verbose'],
+    status: ['state-dir', 'now', 'limit', 'verbose'],
+    reconcile: ['warehouse', 'state-dir', 'now', 'pubsub-emulator', 'verbose'],
+    replay: ['warehouse', 'state-dir', 'now', 'pubsub-emulator', 'from', 'to', 'ids-file', 'verbose'],
+  };
+  const misplaced = Object.keys(values).filter((key) => key !== 'help' && !allowed[command].includes(key));
+  if (misplaced.length > 0) fail(`${misplaced.map((k) => `--${k}`).join(', ')} do(es) not apply to \`${command}\``);
   if (values.once && values.watch) fail('--once and --watch exclude each other');
+  let faults;
+  try {
+    faults = values.inject === undefined ? undefined : parseFaults(values.inject);
+  } catch (error) {
+    fail(`--inject: ${errorMessage(error)}`);
+  }
   const everyMs = parseDuration(values.every ?? '20m');
   if (!everyMs) fail(`--every ${values.every}: expected a duration such as 20m`);
   let now: Date | undefined;
@@ -95,18 +136,44 @@ async function main(argv: string[]): Promise<number> {
     if (error instanceof ConfigError) fail(error.message);
     throw error;
   }
-  const options: RunOptions = {
+  const session = {
     config,
-    mode: values.once ? 'once' : values.watch ? 'watch' : 'catch-up',
-    everyMs,
     now,
-    demoRows,
     warehouse: values.warehouse,
     pubsubEmulator: values['pubsub-emulator'] === true || Boolean(process.env.PUBSUB_EMULATOR_HOST),
     emulatorHost: process.env.PUBSUB_EMULATOR_HOST,
     verbose: values.verbose === true,
+    out: (line: string) => process.stdout.write(`${line}\n`),
+  };
+  if (command === 'status') {
+    const limit = Number(values.limit ?? '20');
+    if (!Number.isInteger(limit) || limit < 1) fail(`--limit ${values.limit}: expected a positive whole number`);
+    return statusCommand({ ...session, limit });
+  }
+  if (command === 'reconcile') return reconcileCommand(session);
+  if (command === 'replay') {
+    const byWindow = values.from !== undefined || values.to !== undefined;
+    if (byWindow === (values['ids-file'] !== undefined)) fail('replay takes either --from and --to, or --ids-file');
+    if (byWindow) {
+      if (values.from === undefined || values.to === undefined) fail('replay --from needs --to, and --to needs --from');
+      return replayCommand({ ...session, body: { from: values.from, to: values.to } });
+    }
+    let ids: string[];
+    try {
+      ids = readIdsFile(values['ids-file']!);
+    } catch (error) {
+      fail(`--ids-file: ${errorMessage(error)}`);
+    }
+    if (ids.length === 0) fail(`--ids-file ${values['ids-file']}: no operation ID in it (one a line)`);
+    return replayCommand({ ...session, body: { ids } });
+  }
+  const options: RunOptions = {
+    ...session,
+    mode: values.once ? 'once' : values.watch ? 'watch' : 'catch-up',
+    everyMs,
+    demoRows,
+    faults,
     interactive: process.stdout.isTTY === true,
-    out: (line) => process.stdout.write(`${line}\n`),
   };
   return runCommand(options);
 }

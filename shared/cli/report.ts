@@ -21,6 +21,10 @@ export function formatCycle(n: number, report: CycleReport): string[] {
       lines.push(`  reconciliation_status: ${statuses.length ? statuses.join(' · ') : '-'}`);
     }
   }
+  for (const action of (report.reconciled ?? []).filter((a) => a.action !== 'waiting' && a.action !== 'closed')) {
+    lines.push(`  reconciler: ${action.batchId} ${action.action}: ${action.detail}`);
+  }
+  if (report.refused) lines.push(`  ${report.refused} concurrent call(s) refused with 409 (the lease was held)`);
   if (report.rejected) lines.push(`  rejected rows: ${report.rejected.missingOperationId} without operation_id, ${report.rejected.missingSourceTimestamp} without source_timestamp`);
   const s = report.stagesMs;
   if (s) lines.push(`  time: publish ${ms(s.publish)} · collect ${ms(s.collect)} · stage IDs + launch ${ms(s.launch)} · pipeline ${ms(s.pipeline)} · merge ${ms(s.merge)} · total ${ms(s.total)}`);

@@ -1,30 +1,24 @@
-import { existsSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Config } from '../config';
 import { formatDuration } from '../duration';
-import { JsonLogger } from '../logger';
 import type { Logger } from '../ports';
+import { describeFaults } from '../local/faults';
+import { paths } from '../batch';
 import { DEMO_DEFAULTS, releaseArrivals, seedDemoWarehouse } from '../local/demo-data';
 import { DuckDbWarehouse } from '../local/duckdb-warehouse';
 import { FolderObjectStore } from '../local/folder-store';
 import { runCycle, type CycleProgress, type CycleReport } from '../local/cycle';
-import { LocalStack, StackClock } from '../local/stack';
-import { emulatorPublisher } from '../local/pubsub-emulator';
+import { StackClock, type LocalStack } from '../local/stack';
 import { formatCycle, ProgressLine } from './report';
+import { openSession, startStack, type SessionOptions } from './session';
 
-export interface RunOptions {
-  config: Config;
+export interface RunOptions extends SessionOptions {
   mode: 'once' | 'watch' | 'catch-up';
   everyMs: number;
   now?: Date;
   demoRows?: number;
-  /** Set when the user named a warehouse: it must exist and is never seeded. */
-  warehouse?: string;
-  pubsubEmulator: boolean;
-  emulatorHost?: string;
-  verbose: boolean;
   interactive: boolean;
-  out: (line: string) => void;
 }
 
 const DEMO_SCHEMA_PROBE = "SELECT COUNT(*) AS n FROM information_schema.schemata WHERE schema_name = 'demo_arrivals'";
@@ -32,41 +26,22 @@ const DEMO_SCHEMA_PROBE = "SELECT COUNT(*) AS n FROM information_schema.schemata
 /** `consolidate run`: prepares the warehouse, starts the local stack, runs the cycles, prints their summaries. */
 export async function runCommand(options: RunOptions): Promise<number> {
   const { config, out } = options;
-  const stateDir = resolve(config.stateDir);
-  mkdirSync(join(stateDir, 'logs'), { recursive: true });
-  const logFile = join(stateDir, 'logs', 'consolidate.log');
-  // Opened once for the whole run; each line is written synchronously, so none is lost on exit.
-  const logFd = openSync(logFile, 'a');
-  const logger = new JsonLogger((line) => {
-    writeSync(logFd, `${line}\n`);
-    if (options.verbose) process.stderr.write(`${line}\n`);
-  }, options.verbose ? 'DEBUG' : config.logLevel === 'DEBUG' ? 'DEBUG' : 'INFO');
-
-  const warehouseFile = resolve(options.warehouse ?? (config.warehouseFile || join(stateDir, 'demo.duckdb')));
-  const userWarehouse = options.warehouse !== undefined || config.warehouseFile !== '';
-  if (userWarehouse && !existsSync(warehouseFile)) {
+  const session = openSession(options);
+  const { stateDir, logFile, logger, warehouseFile } = session;
+  if (!session.demoWarehouse && !existsSync(warehouseFile)) {
     out(`consolidate: no warehouse at ${warehouseFile}. Point --warehouse at an existing DuckDB file holding the source tables, or leave it out to use the demo warehouse.`);
     return 2;
   }
   let demoEndAt: Date | undefined;
-  if (!userWarehouse) demoEndAt = await prepareDemo(warehouseFile, config, options, logger);
+  if (session.demoWarehouse) demoEndAt = await prepareDemo(warehouseFile, config, options, logger);
 
   const clock = new StackClock();
-  let stack: LocalStack;
-  try {
-    stack = await LocalStack.start({
-      config,
-      warehouseFile,
-      logger,
-      clock,
-      publisher: options.pubsubEmulator ? (s) => emulatorPublisher({ urls: s.urls, config, logger, host: options.emulatorHost, out }) : undefined,
-    });
-  } catch (error) {
-    out(`consolidate: ${error instanceof Error ? error.message : String(error)}`);
-    return 1;
-  }
+  const stack = await startStack(session, options, clock);
+  if (!stack) return 1;
+  const faulty = stack.faults.active;
   const isDemo = Number((await stack.warehouse.query({ sql: DEMO_SCHEMA_PROBE, params: {} })).rows[0]?.n ?? 0) > 0;
   out(`Local stack up: warehouse ${warehouseFile}${isDemo ? ' (demo)' : ''}, state ${stateDir}, ${options.pubsubEmulator ? 'Pub/Sub emulator' : 'local bus'}; log ${logFile}`);
+  if (faulty) out(`Injecting faults: ${describeFaults(stack.faults.plan)}`);
 
   const progress = new ProgressLine(options.interactive, (text) => process.stdout.write(text));
   let failures = 0;
@@ -80,8 +55,11 @@ export async function runCommand(options: RunOptions): Promise<number> {
     const report = await runCycle(stack, {
       onProgress: (p: CycleProgress) => progress.show(`cycle ${n} · ${p.stage} · IDs published ${p.idsPublished} · rows merged ${p.rowsMerged}`),
       quietMs: options.pubsubEmulator ? 20_000 : 2_000,
+      concurrentCalls: stack.faults.plan.concurrent ? 2 : 1,
     });
     progress.clear();
+    // With faults, repairs and redeliveries may still be moving other batches: let them finish.
+    if (faulty) await stack.settle();
     for (const line of formatCycle(n, report)) out(line);
     if (!report.ok) failures++;
     return report;
@@ -94,9 +72,10 @@ export async function runCommand(options: RunOptions): Promise<number> {
     } else if (options.mode === 'watch') {
       await watch(options, cycle, out);
     } else {
-      await catchUp(stack, config, target ?? new Date(), options.everyMs, cycle, out);
+      await catchUp(stack, config, target ?? new Date(), options.everyMs, cycle, out, faulty);
     }
   } finally {
+    if (faulty) out(`Faults fired: ${Object.entries(stack.faults.fired).map(([k, n]) => `${k} ×${n}`).join(', ') || 'none'}`);
     await stack.stop();
   }
   if (failures > 0) {
@@ -142,17 +121,48 @@ async function catchUp(
   everyMs: number,
   cycle: (n: number, at: Date) => Promise<CycleReport>,
   out: (line: string) => void,
+  faulty: boolean,
 ): Promise<void> {
+  let stalled = 0;
+  let previous: number | undefined;
   for (let n = 1; ; n++) {
     const stored = await stack.store.read(config.watermarkObject);
     const watermark = stored ? new Date(stored.data.trim()) : undefined;
     if (watermark && watermark.getTime() >= target.getTime() - config.safetyLagMs) {
       out(`Caught up: watermark ${watermark.toISOString()} (target ${target.toISOString()} minus a safety lag of ${config.safetyLagMs / 1000}s).`);
+      if (faulty) await settleOpenBatches(stack, watermark, everyMs, n, cycle, out);
+      return;
+    }
+    stalled = watermark?.getTime() === previous ? stalled + 1 : 0;
+    previous = watermark?.getTime();
+    if (stalled >= 5) {
+      out(`consolidate: the watermark has not moved in 5 runs; stopping.`);
       return;
     }
     const at = watermark ? new Date(Math.min(target.getTime(), watermark.getTime() + config.safetyLagMs + everyMs)) : target;
     const report = await cycle(n, at);
-    if (!report.ok) return;
+    // Without faults a failed cycle stops the catch-up; with injected faults, failures are the
+    // point: the next runs (and their reconciler) must repair them, unless the watermark stalls.
+    if (!report.ok && !faulty) return;
+  }
+}
+
+/** With faults, the scheduler keeps ticking after the catch-up until the reconciler has closed every batch. */
+async function settleOpenBatches(
+  stack: LocalStack,
+  watermark: Date,
+  everyMs: number,
+  done: number,
+  cycle: (n: number, at: Date) => Promise<CycleReport>,
+  out: (line: string) => void,
+): Promise<void> {
+  let at = new Date(watermark.getTime() + stack.config.safetyLagMs);
+  for (let extra = 0; extra < 3; extra++) {
+    const open = await stack.store.list(paths.openBatches);
+    if (open.length === 0) return;
+    out(`${open.length} batch(es) still open; the scheduler ticks again so that the reconciler repairs them.`);
+    at = new Date(at.getTime() + everyMs);
+    await cycle(done + extra, at);
   }
 }
 

@@ -61,7 +61,14 @@ export interface CycleOptions {
  */
 export async function runCycle(stack: LocalStack, options: CycleOptions = {}): Promise<CycleReport> {
   const started = performance.now();
-  const marks: Partial<Record<'published' | 'collected' | 'launched' | 'pipelineDone' | 'merged', number>> = {};
+  const marks: Partial<Record<'published' | 'merged', number>> = {};
+  // Stage marks per batch (lowercased ID): the reconciler may set other batches moving in the same run.
+  const batchMarks = new Map<string, Partial<Record<'collected' | 'launched' | 'pipelineDone', number>>>();
+  const markOf = (batchId: string | undefined) => {
+    const key = (batchId ?? '').toLowerCase();
+    if (!batchMarks.has(key)) batchMarks.set(key, {});
+    return batchMarks.get(key)!;
+  };
   const progress: CycleProgress = { stage: 'extract and publish', idsPublished: 0, rowsMerged: 0 };
   const report = (stage?: Stage) => {
     if (stage) progress.stage = stage;
@@ -69,20 +76,20 @@ export async function runCycle(stack: LocalStack, options: CycleOptions = {}): P
   };
   const deadLettersBefore = stack.deadLetterCount();
   const onPublished = (event: { topic: string; data: unknown }) => {
-    const data = event.data as { type?: string; ids?: unknown[]; payload?: { currentState?: string } };
+    const data = event.data as { type?: string; batchId?: string; ids?: unknown[]; payload?: { currentState?: string; labels?: Record<string, string> } };
     if (event.topic === stack.config.idsTopic && data?.type === 'chunk') {
       progress.idsPublished += data.ids?.length ?? 0;
       report();
     } else if (event.topic === stack.config.batchesTopic) {
-      marks.collected ??= performance.now();
+      markOf(data?.batchId).collected ??= performance.now();
       report('stage IDs and launch');
     } else if (event.topic === DATAFLOW_EVENTS) {
       const state = data?.payload?.currentState ?? '';
       if (state === 'JOB_STATE_QUEUED') {
-        marks.launched ??= performance.now();
+        markOf(data?.payload?.labels?.batch_id).launched ??= performance.now();
         report('pipeline');
       } else if (/DONE|FAILED|CANCELLED|UPDATED|DRAINED/.test(state)) {
-        marks.pipelineDone ??= performance.now();
+        markOf(data?.payload?.labels?.batch_id).pipelineDone ??= performance.now();
         report('merge');
       }
     }
@@ -142,11 +149,12 @@ export async function runCycle(stack: LocalStack, options: CycleOptions = {}): P
       report('done');
     }
     const at = (mark: number | undefined, fallback: number) => mark ?? fallback;
+    const own = markOf(body.batchId);
     const t1 = at(marks.published, started);
-    const t2 = at(marks.collected, t1);
-    const t3 = at(marks.launched, t2);
-    const t4 = at(marks.pipelineDone, t3);
-    const t5 = at(marks.merged, performance.now());
+    const t2 = Math.max(t1, at(own.collected, t1));
+    const t3 = Math.max(t2, at(own.launched, t2));
+    const t4 = Math.max(t3, at(own.pipelineDone, t3));
+    const t5 = Math.max(t4, at(marks.merged, performance.now()));
     const stagesMs: StageTimes = { publish: t1 - started, collect: t2 - t1, launch: t3 - t2, pipeline: t4 - t3, merge: t5 - t4, total: t5 - started };
     const common = { ...base, jobName: state?.jobName, jobState: state?.jobState, state: state ?? undefined, stagesMs, deadLetters };
     if (state?.status === 'MERGED') return { ok: deadLetters === 0, outcome: 'merged', ...common, error: deadLetters ? `${deadLetters} message(s) dead-lettered` : undefined };

@@ -163,6 +163,15 @@ export class LocalStack {
     return this.bus.isIdle() && this.runner.jobs().every((job) => isTerminal(job.currentState));
   }
 
+  /** Waits until no message is moving and no job is running (a job's last event may set messages moving again). */
+  async settle(): Promise<void> {
+    for (let round = 0; round < 20 && !this.quiet(); round++) {
+      await this.bus.idle();
+      await this.runner.idle();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
   /** Messages dead-lettered so far, by the local bus or the emulator. */
   deadLetterCount(): number {
     return this.bus.deadLettered().length + (this.externalPublisher?.deadLettered?.().length ?? 0);

@@ -89,7 +89,7 @@ export async function runScenario(scenario: Scenario, seed: number): Promise<Sce
       if (tick.changes) await appendChanges(connection, tick.changes);
       stack.clock.set(tick.clock);
       reports.push(await runCycle(stack, { quietMs: 600, timeoutMs: 60_000, concurrentCalls: plan.concurrent ? 2 : 1 }));
-      await settled(stack);
+      await stack.settle();
       last = tick.clock;
     }
 
@@ -113,12 +113,12 @@ export async function runScenario(scenario: Scenario, seed: number): Promise<Sce
       for (const action of actions) {
         if (action.action !== 'waiting' && action.action !== 'closed') repairs[action.action] = (repairs[action.action] ?? 0) + 1;
       }
-      await settled(stack);
+      await stack.settle();
     }
     const batches = await allBatches(stack);
     if (scenario.operator) {
       await scenario.operator(stack, batches);
-      await settled(stack);
+      await stack.settle();
     }
 
     const windowEnd = new Date(last.getTime() - config.safetyLagMs);
@@ -150,16 +150,6 @@ export async function runScenario(scenario: Scenario, seed: number): Promise<Sce
   } finally {
     await stack.stop();
     rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-/** Waits until no message is moving and no job is running (held-back deliveries included). */
-async function settled(stack: LocalStack): Promise<void> {
-  for (let i = 0; i < 3; i++) {
-    await stack.bus.idle();
-    await stack.runner.idle();
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    if (stack.quiet()) return;
   }
 }
 

@@ -45,6 +45,7 @@ export class DuckDbWarehouse implements Warehouse {
   private readonly opened = new Set<DuckDBConnection>();
   /** Jobs running in this process, by job ID: a second caller waits for the first's result. */
   private readonly jobsInFlight = new Map<string, Promise<QueryResult>>();
+  private mergeTurn: Promise<void> = Promise.resolve();
 
   private constructor(
     private readonly instance: DuckDBInstance,
@@ -123,11 +124,25 @@ export class DuckDbWarehouse implements Warehouse {
   async query(statement: Statement, options: QueryOptions = {}): Promise<QueryResult> {
     const context = { jobId: options.jobId, sql: excerpt(statement.sql) };
     try {
-      if (!options.jobId) return await this.withConnection((c) => execute(c, statement));
-      return await this.once(options.jobId, (c) => execute(c, statement));
+      const run = () => (options.jobId ? this.once(options.jobId, (c) => execute(c, statement)) : this.withConnection((c) => execute(c, statement)));
+      // The whole job, commit included: the next MERGE must see this one's rows.
+      return await (/^\s*MERGE\b/i.test(statement.sql) ? this.oneMergeAtATime(run) : run());
     } catch (error) {
       throw warehouseError(`DuckDB query failed${options.jobId ? ` (job ${options.jobId})` : ''}`, error, context);
     }
+  }
+
+  /**
+   * DuckDB lets two transactions insert the same new key side by side (no constraint stops them),
+   * where BigQuery serializes conflicting DML; so MERGEs here run one at a time, as they commit there.
+   */
+  private oneMergeAtATime<T>(work: () => Promise<T>): Promise<T> {
+    const turn = this.mergeTurn.then(work, work);
+    this.mergeTurn = turn.then(
+      () => undefined,
+      () => undefined,
+    );
+    return turn;
   }
 
   async *stream(statement: Statement, options: { pageSize?: number } = {}): AsyncIterable<Row[]> {

@@ -62,7 +62,7 @@ export function makeLaunchDataflow(deps: ChainDependencies): (event: CloudEvent<
       batchId,
       (s) => s.status === 'SEALED' || s.status === 'COLLECTED' || (s.status === 'FAILED' && s.attempt < attempt),
       'LAUNCHED',
-      { jobName: launched.jobName, jobId: launched.jobId, attempt, jobState: undefined, reason: undefined },
+      { jobName: launched.jobName, jobId: launched.jobId, attempt, jobState: undefined, reason: undefined, announcedAttempt: undefined },
       deps.clock.now(),
     );
     logger.info(launched.adopted ? 'Adopted the running job of this batch' : 'Enrichment job launched', {

@@ -58,10 +58,10 @@ export function makeMergeOnComplete(deps: ChainDependencies): (event: CloudEvent
     const batchId = batchIdFromLabel(job.labels.batch_id ?? '');
     const attempt = Number(job.labels.attempt ?? '1');
     if (!batchId || !Number.isInteger(attempt) || attempt < 1) {
-      deps.logger.error('Job of this pipeline without a valid batch_id or attempt label, acknowledged and set aside', { jobName: job.name, labels: job.labels });
+      deps.logger.error('Job of this pipeline without a valid batch_id or attempt label, acknowledged and set aside', { eventId: event.id, jobName: job.name, labels: job.labels });
       return;
     }
-    const logger = deps.logger.child({ batchId, jobName: job.name, jobId: job.id });
+    const logger = deps.logger.child({ batchId, jobName: job.name, jobId: job.id, eventId: event.id });
     const batches = new BatchStore(deps.store);
     const current = await batches.readState(batchId);
     if (!current) {

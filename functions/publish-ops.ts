@@ -7,7 +7,7 @@ import { dialectOf } from '../shared/sql/render';
 import type { ChainDependencies } from './dependencies';
 import { extractBatch } from './extract';
 import { reconcileBatches, type ReconcileAction } from './reconciler';
-import { parsePublishRequest, replay, type ReplayResult } from './replay';
+import { checkReplay, parsePublishRequest, replay, type ReplayResult } from './replay';
 
 export type PublishResult =
   | { status: 'up-to-date'; watermark: string }
@@ -30,6 +30,7 @@ export function makePublishOps(deps: ChainDependencies): (req: Request, res: Res
     }
     try {
       const request = parsePublishRequest(req.body, deps.config.replayMaxIds);
+      if (request.kind !== 'scheduled') checkReplay(request, await readWatermark(deps));
       const lease = await acquireLease(leaseOptionsOf(deps), request.kind === 'scheduled' ? 'publishOps' : 'replay');
       const logger = deps.logger.child({ leaseHolder: lease.record.holder });
       let response: PublishResponse;

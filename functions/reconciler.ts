@@ -138,9 +138,14 @@ async function checkJob(deps: ChainDependencies, logger: Logger, batches: BatchS
 }
 
 async function relaunchOrGiveUp(deps: ChainDependencies, logger: Logger, batches: BatchStore, manifest: Manifest, state: BatchState): Promise<ReconcileAction> {
-  const { batchId, attempt } = state;
+  const { batchId } = state;
+  // An attempt announced earlier that never got as far as LAUNCHED counts as used, so a launch
+  // that keeps failing still ends in FAILED for good.
+  const attempt = Math.max(state.attempt, state.announcedAttempt ?? 0);
   if (attempt < deps.config.maxAttempts) {
     const next = attempt + 1;
+    const recorded = await batches.transition(batchId, (s) => s.status === 'FAILED' && !s.final, 'FAILED', { announcedAttempt: next }, deps.clock.now());
+    if (!recorded) return { batchId, action: 'waiting', detail: 'another writer moved the batch' };
     await deps.publisher.publish(deps.config.batchesTopic, { data: { type: 'batch', batchId, attempt: next }, attributes: { type: 'batch', batchId } });
     return { batchId, action: 'relaunched', detail: `${state.reason ?? 'attempt failed'}; announced attempt ${next} of ${deps.config.maxAttempts}` };
   }

@@ -59,21 +59,26 @@ export type ReplayResult =
   | { status: 'sealed'; replay: string; window: { from: string; to: string }; batchId: string; asOf: string; idCount: number; chunkCount: number }
   | { status: 'empty'; replay: string; window: { from: string; to: string }; asOf: string; idCount: 0 };
 
+/** Refuses a replay the watermark rules out; publishOps checks this before it takes the lease or repairs anything. */
+export function checkReplay(request: Exclude<PublishRequest, { kind: 'scheduled' }>, watermark: Date | undefined): asserts watermark is Date {
+  if (!watermark) throw new BadRequestError('Nothing has been consolidated yet (no watermark): there is nothing to replay');
+  if (request.kind === 'replay-window' && request.to > watermark) {
+    throw new BadRequestError(`Bad replay body: to (${request.to.toISOString()}) is after the watermark (${watermark.toISOString()}); rows after the watermark are not consolidated yet and the scheduled runs will bring them`);
+  }
+}
+
 /**
  * A replay: re-processes the operations changed in a window, or listed, as of the current
  * watermark (never ahead of what the scheduled runs consolidated, so no row moves backwards),
  * without moving the watermark; its MERGE replaces rows of the same version too.
  */
 export async function replay(deps: ChainDependencies, request: Exclude<PublishRequest, { kind: 'scheduled' }>, watermark: Date | undefined, logger: Logger): Promise<ReplayResult> {
-  if (!watermark) throw new BadRequestError('Nothing has been consolidated yet (no watermark): there is nothing to replay');
+  checkReplay(request, watermark);
   const { config, warehouse } = deps;
   let requested: string;
   let source;
   let window;
   if (request.kind === 'replay-window') {
-    if (request.to > watermark) {
-      throw new BadRequestError(`Bad replay body: to (${request.to.toISOString()}) is after the watermark (${watermark.toISOString()}); rows after the watermark are not consolidated yet and the scheduled runs will bring them`);
-    }
     window = { from: request.from.toISOString(), to: request.to.toISOString() };
     requested = `window (${window.from}, ${window.to}]`;
     source = { query: changedOperationIds(dialectOf(warehouse, config), { ussd: config.tables.ussd, transactions: config.tables.transactions }, window) };

@@ -137,6 +137,8 @@ export interface BatchState {
   /** FAILED for good: the reconciler gave up on the batch, or another batch re-reads its window. */
   final?: boolean;
   supersededBy?: string;
+  /** The attempt the reconciler last announced for a FAILED batch (it counts even if its launch never happened). */
+  announcedAttempt?: number;
   updatedAt: string;
   /** Every transition with its time, oldest first. */
   history: { status: BatchStatus; at: string }[];

@@ -130,6 +130,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       if (!values[name] && !problems.some((p) => p.variable === name)) problems.push({ variable: name, problem: 'is required when CONSOLIDATION_BACKEND=gcp' });
     }
   }
+  if (values.LEASE_OBJECT && values.LEASE_OBJECT === values.WATERMARK_OBJECT) problems.push({ variable: 'LEASE_OBJECT', problem: 'must differ from WATERMARK_OBJECT' });
+  for (const name of ['LEASE_DURATION', 'STUCK_AFTER'] as const) {
+    const ms = typeof values[name] === 'string' ? parseDuration(values[name] as string) : undefined;
+    if (ms !== undefined && ms < 60_000) problems.push({ variable: name, problem: `(${JSON.stringify(values[name])}) must be at least 1m` });
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 
   const v = values as Record<VariableName, string & number>;

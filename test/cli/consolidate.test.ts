@@ -148,4 +148,51 @@ describe('consolidate (the CLI)', function () {
     assert.match(stdout, /table main\.agents is missing/);
     assert.deepEqual(await dump(file, "SELECT table_name FROM information_schema.tables WHERE table_name = 'agents'"), []);
   });
+
+  it('operator commands: a lost status event leaves a batch stuck; status flags it, reconcile repairs it, replay rewrites a window', async () => {
+    const state = join(dir, 'state');
+    const run = await consolidate(['run', '--once', '--demo-rows', '300', '--state-dir', state, '--inject', 'lose-status']);
+    assert.equal(run.code, 1, run.stdout + run.stderr);
+    assert.match(run.stdout, /Injecting faults: lose-status/);
+    assert.match(run.stdout, /FAILED: the batch stopped moving in state LAUNCHED/);
+    const batchId = /batch (\d{8}T\d{6}Z-[0-9a-f]{6})/.exec(run.stdout)?.[1];
+    assert.ok(batchId, run.stdout);
+
+    const stuck = await consolidate(['status', '--state-dir', state, '--now', '2026-01-15T10:30:00Z']);
+    assert.equal(stuck.code, 1, stuck.stdout + stuck.stderr);
+    assert.match(stuck.stdout, /Watermark  2026-01-15T10:00:00\.000Z/);
+    assert.match(stuck.stdout, new RegExp(`${batchId}  LAUNCHED .*STUCK: LAUNCHED for 28m`));
+
+    const repaired = await consolidate(['reconcile', '--state-dir', state, '--now', '2026-01-15T10:30:00Z']);
+    assert.equal(repaired.code, 0, repaired.stdout + repaired.stderr);
+    assert.match(repaired.stdout, new RegExp(`${batchId}  relaunched .*announced attempt 2 of 3`));
+    assert.match(repaired.stdout, new RegExp(`${batchId}  now MERGED \\(300 inserted, 0 updated\\)`));
+
+    const fine = await consolidate(['status', '--state-dir', state, '--now', '2026-01-15T10:31:00Z']);
+    assert.equal(fine.code, 0, fine.stdout);
+    assert.match(fine.stdout, new RegExp(`${batchId}  MERGED  2 `));
+
+    const replayed = await consolidate(['replay', '--state-dir', state, '--from', '2026-01-15T06:00:00Z', '--to', '2026-01-15T08:00:00Z', '--now', '2026-01-15T10:35:00Z']);
+    assert.equal(replayed.code, 0, replayed.stdout + replayed.stderr);
+    assert.match(replayed.stdout, /Replay of the window \(2026-01-15T06:00:00\.000Z, 2026-01-15T08:00:00\.000Z\]/);
+    assert.match(replayed.stdout, /consolidated_table: 0 inserted, (\d+) updated, 0 unchanged/);
+    const watermark = readFileSync(join(state, 'bucket', 'last_timestamp.txt'), 'utf8').trim();
+    assert.equal(watermark, '2026-01-15T10:00:00.000Z', 'a replay does not move the watermark');
+  });
+
+  it('refuses operator commands used wrongly, saying why', async () => {
+    const cases: [string[], RegExp][] = [
+      [['replay', '--from', '2026-01-15T06:00:00Z'], /replay --from needs --to/],
+      [['replay'], /replay takes either --from and --to, or --ids-file/],
+      [['replay', '--ids-file', join(dir, 'none.txt')], /--ids-file: .*no such file/i],
+      [['status', '--inject', 'duplicate'], /--inject do\(es\) not apply to `status`/],
+      [['run', '--inject', 'duplicate,bogus'], /Unknown fault\(s\): bogus/],
+      [['status', '--limit', '0'], /--limit 0: expected a positive whole number/],
+    ];
+    for (const [args, says] of cases) {
+      const { code, stderr } = await consolidate([...args, '--state-dir', join(dir, 'state')]);
+      assert.equal(code, 2, `${args.join(' ')}: ${stderr}`);
+      assert.match(stderr, says, args.join(' '));
+    }
+  });
 });

@@ -46,9 +46,10 @@ function nothingDone(f: Fakes, status: BatchStatus): void {
 }
 
 describe('mergeOnComplete', () => {
-  it('DONE of our job -> profile, one MERGE, MERGED with its counts, batch tables dropped', async () => {
+  it('DONE of our job -> profile, one MERGE, MERGED with its counts, batch tables dropped, batch closed', async () => {
     const f = makeFakes();
     await launched(f);
+    f.store.put(paths.open(TEST_BATCH_ID), JSON.stringify({ batchId: TEST_BATCH_ID, createdAt: '2026-01-15T10:20:30.000Z' }));
     scriptMerge(f);
     f.clock.set('2026-01-15T10:41:00.000Z');
     await deliver(f, jobStatusEvent(ourJob('JOB_STATE_DONE')));
@@ -75,6 +76,7 @@ describe('mergeOnComplete', () => {
     assert.equal(state?.attempt, 1);
     assert.deepEqual(state?.history.map((h) => h.status), ['SEALED', 'LAUNCHED', 'MERGED']);
     assert.deepEqual(f.warehouse.drops, BATCH_TABLES);
+    assert.deepEqual(f.store.paths('open/'), [], 'the open-batch marker is removed: the reconciler has nothing left to do');
 
     const info = f.logger.at('INFO').find((e) => /merged into the consolidated table/.test(e.message));
     assert.ok(info, 'the merge is logged');
@@ -98,6 +100,24 @@ describe('mergeOnComplete', () => {
       assert.equal(f.warehouse.of('merge')[0].options?.jobId, `consolidation_merge_${SLUG}_a${c.attempt}`);
       assert.equal(stateOf(f.store)?.status, 'MERGED');
       assert.equal(stateOf(f.store)?.attempt, c.attempt);
+    });
+  }
+
+  const forcing: { name: string; replay?: { kind: 'window' | 'ids'; requested: string }; force: boolean }[] = [
+    { name: 'a scheduled batch -> not forced', force: false },
+    { name: 'a window replay -> forced (same-version rows are replaced)', replay: { kind: 'window', requested: 'window (2026-01-15T08:00:00.000Z, 2026-01-15T09:00:00.000Z]' }, force: true },
+    { name: 'an IDs replay -> forced', replay: { kind: 'ids', requested: '2 listed operation IDs' }, force: true },
+  ];
+  for (const c of forcing) {
+    it(`the MERGE of ${c.name}`, async () => {
+      const f = makeFakes();
+      const { manifest } = await seedBatch(f.store, { status: 'LAUNCHED', state: { attempt: 1, jobName: jobNameFor(TEST_BATCH_ID, 1), jobId: '2026-01-15_02_22_00-job1' } });
+      if (c.replay) f.store.put(paths.manifest(TEST_BATCH_ID), JSON.stringify({ ...manifest, replay: c.replay }));
+      scriptMerge(f);
+      await deliver(f, jobStatusEvent(ourJob('JOB_STATE_DONE')));
+      const [merge] = f.warehouse.of('merge');
+      assert.deepEqual(merge.params.force, { type: 'BOOL', value: c.force });
+      assert.equal(stateOf(f.store)?.status, 'MERGED');
     });
   }
 
@@ -177,25 +197,40 @@ describe('mergeOnComplete', () => {
     }
   });
 
-  describe('a job that did not finish -> FAILED with a reason, logged at ERROR', () => {
-    const states = ['JOB_STATE_FAILED', 'JOB_STATE_CANCELLED', 'JOB_STATE_DRAINED', 'JOB_STATE_UPDATED'];
-    for (const jobState of states) {
-      it(jobState, async () => {
+  describe('a job that did not finish -> FAILED (not for good) with a reason, logged at WARNING for the reconciler to relaunch', () => {
+    // MAX_ATTEMPTS is 3 by default: the WARNING says how many attempts are left; giving up is the reconciler's (at ERROR).
+    const cases: { jobState: string; attempt: number; says: RegExp }[] = [
+      { jobState: 'JOB_STATE_FAILED', attempt: 1, says: /The reconciler relaunches it \(2 attempt\(s\) left\)\.$/ },
+      { jobState: 'JOB_STATE_CANCELLED', attempt: 1, says: /The reconciler relaunches it \(2 attempt\(s\) left\)\.$/ },
+      { jobState: 'JOB_STATE_DRAINED', attempt: 1, says: /The reconciler relaunches it \(2 attempt\(s\) left\)\.$/ },
+      { jobState: 'JOB_STATE_UPDATED', attempt: 1, says: /The reconciler relaunches it \(2 attempt\(s\) left\)\.$/ },
+      { jobState: 'JOB_STATE_FAILED', attempt: 2, says: /The reconciler relaunches it \(1 attempt\(s\) left\)\.$/ },
+      { jobState: 'JOB_STATE_FAILED', attempt: 3, says: /No attempt left: the reconciler marks it FAILED for good\.$/ },
+    ];
+    for (const c of cases) {
+      it(`${c.jobState}, attempt ${c.attempt}`, async () => {
         const f = makeFakes();
-        await launched(f);
-        await deliver(f, jobStatusEvent(ourJob(jobState)));
+        await launched(f, c.attempt);
+        f.store.put(paths.open(TEST_BATCH_ID), JSON.stringify({ batchId: TEST_BATCH_ID, createdAt: '2026-01-15T10:20:30.000Z' }));
+        await deliver(f, jobStatusEvent(ourJob(c.jobState, c.attempt)));
         const state = stateOf(f.store);
         assert.equal(state?.status, 'FAILED');
-        assert.equal(state?.jobState, jobState);
-        assert.equal(state?.attempt, 1);
-        assert.match(state?.reason ?? '', new RegExp(`${jobNameFor(TEST_BATCH_ID, 1)}.*${jobState}`));
+        assert.notEqual(state?.final, true, 'not FAILED for good: the reconciler decides that');
+        assert.equal(state?.jobState, c.jobState);
+        assert.equal(state?.attempt, c.attempt);
+        assert.match(state?.reason ?? '', new RegExp(`${jobNameFor(TEST_BATCH_ID, c.attempt)}.*${c.jobState}`));
         assert.equal(f.warehouse.of('merge').length, 0);
         assert.equal(f.warehouse.drops.length, 0, 'the batch tables stay for a relaunch');
-        const errors = f.logger.at('ERROR');
-        assert.equal(errors.length, 1);
-        assert.equal(errors[0].fields.batchId, TEST_BATCH_ID);
-        assert.equal(errors[0].fields.jobName, jobNameFor(TEST_BATCH_ID, 1));
-        assert.match(errors[0].message, new RegExp(jobState));
+        assert.equal(f.publisher.messages.length, 0, 'mergeOnComplete relaunches nothing itself');
+        assert.deepEqual(f.store.paths('open/'), [paths.open(TEST_BATCH_ID)], 'the batch stays open for the reconciler');
+        assert.deepEqual(f.logger.at('ERROR'), []);
+        const warnings = f.logger.at('WARNING');
+        assert.equal(warnings.length, 1);
+        assert.match(warnings[0].message, new RegExp(`^Batch attempt ${c.attempt} failed: Dataflow job ${jobNameFor(TEST_BATCH_ID, c.attempt)} \\(.*\\) ended in ${c.jobState}\\. `));
+        assert.match(warnings[0].message, c.says);
+        assert.equal(warnings[0].fields.batchId, TEST_BATCH_ID);
+        assert.equal(warnings[0].fields.jobName, jobNameFor(TEST_BATCH_ID, c.attempt));
+        assert.equal(warnings[0].fields.recorded, true);
       });
     }
 
@@ -273,13 +308,15 @@ describe('mergeOnComplete', () => {
   });
 
   describe('MERGE errors', () => {
-    it('a concurrent-update error is retried with a new job ID, then succeeds', async () => {
+    it('a concurrent-update error is retried under the same job ID, then succeeds', async () => {
       const f = makeFakes();
       await launched(f);
       scriptMerge(f);
       f.warehouse.failNext('merge', new Error('Could not serialize access to table consolidated_table due to concurrent update'));
       await deliver(f, jobStatusEvent(ourJob('JOB_STATE_DONE')));
-      assert.deepEqual(f.warehouse.of('merge').map((m) => m.options?.jobId), [MERGE_JOB_ID, `${MERGE_JOB_ID}_r2`]);
+      // A failed job ID may run again; reusing it means a redelivery after a success never merges twice.
+      assert.deepEqual(f.warehouse.of('merge').map((m) => m.options?.jobId), [MERGE_JOB_ID, MERGE_JOB_ID]);
+      assert.equal(f.warehouse.executed('merge').length, 2, 'the retry really ran (the failed run recorded no result)');
       assert.equal(stateOf(f.store)?.status, 'MERGED');
       assert.deepEqual(stateOf(f.store)?.merge, EXPECTED_COUNTS);
       const warnings = f.logger.at('WARNING');
@@ -304,11 +341,11 @@ describe('mergeOnComplete', () => {
           assert.match(error.message, new RegExp(c.errors[c.errors.length - 1].message));
           assert.equal(error.context.batchId, TEST_BATCH_ID);
           assert.equal(error.context.jobName, jobNameFor(TEST_BATCH_ID, 1));
-          assert.ok(String(error.context.mergeJobId).startsWith(MERGE_JOB_ID));
+          assert.equal(error.context.mergeJobId, MERGE_JOB_ID);
           assert.equal(error.cause, c.errors[c.errors.length - 1]);
           return true;
         });
-        assert.equal(f.warehouse.of('merge').length, c.tries);
+        assert.deepEqual(f.warehouse.of('merge').map((m) => m.options?.jobId), Array(c.tries).fill(MERGE_JOB_ID), 'every try under the one job ID');
         assert.equal(stateOf(f.store)?.status, 'LAUNCHED');
         assert.equal(f.warehouse.drops.length, 0, 'tables kept for the retry');
       });

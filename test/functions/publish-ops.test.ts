@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { makePublishOps } from '../../functions/publish-ops';
 import { paths, type BatchState, type Manifest } from '../../shared/batch';
-import { TEST_BATCH_ID, httpCall, makeFakes, settle, type Fakes } from '../support/fakes';
+import type { LeaseRecord } from '../../shared/lease';
+import { TEST_BATCH_ID, httpCall, makeFakes, seedBatch, settle, stateOf, type Fakes } from '../support/fakes';
 
 const WATERMARK = 'last_timestamp.txt';
 const IDS_TOPIC = 'ussd-operations-topic';
@@ -21,6 +22,7 @@ async function call(f: Fakes, method = 'POST', body?: unknown) {
 function nothingHappened(f: Fakes, watermarkBefore: string | undefined): void {
   assert.equal(f.publisher.messages.length, 0, 'nothing published');
   assert.deepEqual(f.store.paths('batches/'), [], 'no batch written');
+  assert.deepEqual(f.store.paths('open/'), [], 'no batch opened');
   assert.equal(f.store.get(WATERMARK), watermarkBefore, 'watermark not moved');
 }
 
@@ -40,12 +42,14 @@ describe('publishOps', () => {
       });
     }
 
+    const SHAPES = /must be empty, \{"from": \.\.\., "to": \.\.\.\} or \{"ids": \[\.\.\.\]\} as JSON/;
     const badBodies: { name: string; body: unknown; says: RegExp }[] = [
-      { name: 'an object with fields', body: { force: true, from: '2026-01-01' }, says: /force, from/ },
-      { name: 'a JSON array', body: ['a'], says: /must be empty or a JSON object/ },
-      { name: 'a text body', body: 'run now', says: /must be empty or a JSON object/ },
-      { name: 'a number', body: 42, says: /must be empty or a JSON object/ },
-      { name: 'a non-empty raw buffer', body: Buffer.from('x=1'), says: /must be empty or a JSON object/ },
+      { name: 'an object with unknown fields only', body: { force: true, dryRun: 1 }, says: /^Unexpected field\(s\) in the request body: force, dryRun; publishOps takes an empty body, \{"from", "to"\} or \{"ids"\}$/ },
+      { name: 'a replay window with an extra field and a date without a time', body: { force: true, from: '2026-01-01' }, says: /^Bad replay body: from: must be an RFC 3339 timestamp.*to: .*Unrecognized key: "force"$/ },
+      { name: 'a JSON array', body: ['a'], says: SHAPES },
+      { name: 'a text body', body: 'run now', says: SHAPES },
+      { name: 'a number', body: 42, says: SHAPES },
+      { name: 'a non-empty raw buffer (no JSON content type)', body: Buffer.from('x=1'), says: /^The request body must be JSON \(send Content-Type: application\/json\)$/ },
     ];
     for (const c of badBodies) {
       it(`400 with a JSON error on ${c.name}`, async () => {
@@ -58,6 +62,11 @@ describe('publishOps', () => {
         assert.match((response.body as { error: string }).error, c.says);
         nothingHappened(f, '2026-01-15T10:00:00Z');
         assert.equal(f.warehouse.statements.length + f.warehouse.streams.length, 0, 'no query ran');
+        assert.equal(f.store.get('lease.json'), undefined, 'refused before taking the lease');
+        const warnings = f.logger.at('WARNING');
+        assert.equal(warnings.length, 1, 'the refusal is logged once, at WARNING');
+        assert.match(warnings[0].message, /^publishOps refused the request: /);
+        assert.deepEqual(f.logger.at('ERROR'), []);
       });
     }
 
@@ -75,6 +84,8 @@ describe('publishOps', () => {
         const response = await call(f, 'POST', c.body);
         assert.equal(response.statusCode, 200);
         assert.equal((response.body as { status: string }).status, 'sealed');
+        assert.deepEqual((response.body as { reconciled: unknown }).reconciled, []);
+        assert.equal(f.store.get(WATERMARK), NOW_MINUS_LAG, 'a scheduled run moves the watermark');
       });
     }
   });
@@ -92,7 +103,7 @@ describe('publishOps', () => {
         f.warehouse.changedIds = ids(5);
         const response = await call(f);
         assert.equal(response.statusCode, 200);
-        assert.deepEqual(response.body, { status: 'up-to-date', watermark: new Date(c.watermark).toISOString() });
+        assert.deepEqual(response.body, { status: 'up-to-date', watermark: new Date(c.watermark).toISOString(), reconciled: [] });
         nothingHappened(f, c.watermark);
         assert.equal(f.warehouse.streams.length, 0);
       });
@@ -110,9 +121,11 @@ describe('publishOps', () => {
         idCount: 0,
         rejected: { missingOperationId: 0, missingSourceTimestamp: 0 },
         watermark: NOW_MINUS_LAG,
+        reconciled: [],
       });
       assert.equal(f.publisher.messages.length, 0);
       assert.deepEqual(f.store.paths('batches/'), []);
+      assert.deepEqual(f.store.paths('open/'), [], 'no open batch left behind for an empty window');
       assert.equal(f.store.get(WATERMARK), NOW_MINUS_LAG);
     });
   });
@@ -144,6 +157,7 @@ describe('publishOps', () => {
           chunkCount,
           rejected: { missingOperationId: 0, missingSourceTimestamp: 0 },
           watermark: NOW_MINUS_LAG,
+          reconciled: [],
         });
 
         const messages = f.publisher.on(IDS_TOPIC);
@@ -174,8 +188,10 @@ describe('publishOps', () => {
         assert.equal(state?.status, 'SEALED');
         assert.equal(state?.attempt, 0);
         assert.equal(f.store.get(WATERMARK), NOW_MINUS_LAG);
-        // The chunks are collectIds' to store: publishOps writes only manifest and state.
+        // The chunks are collectIds' to store: publishOps writes only manifest and state, and the
+        // open-batch marker the reconciler works from (it stays until the batch is MERGED).
         assert.deepEqual(f.store.paths('batches/'), [paths.manifest(TEST_BATCH_ID), paths.state(TEST_BATCH_ID)]);
+        assert.deepEqual(f.store.paths('open/'), [paths.open(TEST_BATCH_ID)]);
       });
     }
 
@@ -184,10 +200,11 @@ describe('publishOps', () => {
       f.store.put(WATERMARK, '2026-01-15T10:00:00Z');
       f.warehouse.changedIds = ids(3);
       const order: string[] = [];
+      f.store.before('create', paths.open(TEST_BATCH_ID), () => void order.push(`open marker (published: ${f.publisher.messages.length})`));
       f.store.before('create', paths.manifest(TEST_BATCH_ID), () => void order.push(`manifest (published: ${f.publisher.messages.length})`));
       f.store.before('replace', WATERMARK, () => void order.push(`watermark (published: ${f.publisher.messages.length})`));
       await call(f);
-      assert.deepEqual(order, ['manifest (published: 2)', 'watermark (published: 3)']);
+      assert.deepEqual(order, ['open marker (published: 0)', 'manifest (published: 2)', 'watermark (published: 3)']);
     });
   });
 
@@ -315,7 +332,7 @@ describe('publishOps', () => {
         const response = await call(f);
         assert.equal(response.statusCode, 409);
         const body = response.body as { error: string; batchId: string };
-        assert.match(body.error, /Another publishOps run moved the watermark/);
+        assert.match(body.error, /^Another run moved the watermark first; this run's batch is sealed and will be processed/);
         assert.equal(body.batchId, TEST_BATCH_ID);
         assert.equal(f.store.get(WATERMARK), c.other, 'the other run\'s watermark stands');
         // This run's batch is sealed and will be processed (re-reading is harmless: the MERGE is idempotent).
@@ -398,6 +415,86 @@ describe('publishOps', () => {
       assert.ok(f.publisher.calls < 6, `stopped publishing after the failure (${f.publisher.calls} calls)`);
       assert.equal(f.publisher.messages.filter((m) => (m.data as { type: string }).type === 'seal').length, 0);
       assert.equal(f.store.get(WATERMARK), '2026-01-15T10:00:00Z');
+    });
+  });
+
+  describe('the extraction lease', () => {
+    const THEIRS: LeaseRecord = { holder: 'publishOps-2026-01-15T10:21:00.000Z-aaaaaa', purpose: 'publishOps', acquiredAt: '2026-01-15T10:21:00.000Z', expiresAt: '2026-01-15T10:31:00.000Z' };
+
+    const held: { name: string; lease: LeaseRecord; body?: unknown }[] = [
+      { name: 'a scheduled run while another holds the lease', lease: THEIRS },
+      { name: 'a replay while a scheduled run holds the lease', lease: THEIRS, body: { ids: ['op-1'] } },
+      { name: 'a scheduled run while an operator\'s reconcile holds it', lease: { ...THEIRS, holder: 'reconcile-x', purpose: 'reconcile' } },
+    ];
+    for (const c of held) {
+      it(`${c.name} -> 409 naming the holder and its expiry; nothing repaired, extracted or published`, async () => {
+        const f = makeFakes();
+        f.store.put(WATERMARK, '2026-01-15T10:00:00Z');
+        f.warehouse.changedIds = ids(3);
+        // A batch stuck long enough for the reconciler: it must not be touched without the lease.
+        await seedBatch(f.store, { status: 'COLLECTED', state: { updatedAt: '2026-01-15T09:00:00.000Z' } });
+        f.store.put(paths.open(TEST_BATCH_ID), JSON.stringify({ batchId: TEST_BATCH_ID, createdAt: '2026-01-15T09:00:00.000Z' }));
+        f.store.put('lease.json', JSON.stringify(c.lease));
+        const leaseGeneration = f.store.generationOf('lease.json');
+        const response = await call(f, 'POST', c.body);
+        assert.equal(response.statusCode, 409);
+        assert.deepEqual(response.body, {
+          error: `Another run holds the lease: ${c.lease.holder} (${c.lease.purpose}), taken at ${c.lease.acquiredAt}, expires at ${c.lease.expiresAt}`,
+          leaseHolder: c.lease.holder,
+          leaseExpiresAt: c.lease.expiresAt,
+        });
+        assert.equal(f.publisher.messages.length, 0, 'nothing published');
+        assert.equal(f.warehouse.statements.length + f.warehouse.streams.length, 0, 'nothing queried');
+        assert.equal(f.store.get(WATERMARK), '2026-01-15T10:00:00Z');
+        assert.equal(f.store.generationOf('lease.json'), leaseGeneration, 'their lease untouched');
+        assert.equal(stateOf(f.store)?.status, 'COLLECTED', 'the stuck batch is left for the lease holder');
+        assert.equal(f.logger.at('WARNING').length, 1);
+        assert.match(f.logger.at('WARNING')[0].message, /^publishOps failed: Another run holds the lease/);
+        assert.deepEqual(f.logger.at('ERROR'), []);
+      });
+    }
+
+    it('a lease its holder never gave back is taken over once expired', async () => {
+      const f = makeFakes();
+      f.store.put(WATERMARK, '2026-01-15T10:00:00Z');
+      f.warehouse.changedIds = ids(1);
+      f.store.put('lease.json', JSON.stringify({ ...THEIRS, expiresAt: '2026-01-15T10:21:59.999Z' }));
+      const response = await call(f);
+      assert.equal(response.statusCode, 200);
+      assert.equal(f.store.get(WATERMARK), NOW_MINUS_LAG);
+    });
+
+    const outcomes: { name: string; setup: (f: Fakes) => void; status: number }[] = [
+      { name: 'a sealed batch', setup: (f) => void (f.warehouse.changedIds = ids(2)), status: 200 },
+      { name: 'an up-to-date watermark', setup: (f) => void f.store.put(WATERMARK, NOW_MINUS_LAG), status: 200 },
+      { name: 'a failing extraction (500)', setup: (f) => void f.warehouse.failNext('stream', new Error('query timed out')), status: 500 },
+      { name: 'a watermark moved by another run (409)', setup: (f) => void f.store.before('replace', WATERMARK, () => void f.store.put(WATERMARK, '2026-01-15T10:19:00Z')), status: 409 },
+    ];
+    for (const c of outcomes) {
+      it(`given back after ${c.name}, so the next run is not blocked`, async () => {
+        const f = makeFakes();
+        f.store.put(WATERMARK, '2026-01-15T10:00:00Z');
+        f.warehouse.changedIds = ids(1);
+        c.setup(f);
+        const response = await call(f);
+        assert.equal(response.statusCode, c.status);
+        const lease = f.store.getJson<LeaseRecord>('lease.json');
+        assert.equal(lease?.purpose, 'publishOps');
+        assert.equal(lease?.releasedAt, '2026-01-15T10:22:00.000Z');
+        f.deps.batchSuffix = () => 'def456';
+        assert.notEqual((await call(f)).statusCode, 409, 'the next run gets the lease');
+      });
+    }
+
+    it('two calls at the same instant -> one 200, one 409; one extraction, one batch', async () => {
+      const f = makeFakes();
+      f.store.put(WATERMARK, '2026-01-15T10:00:00Z');
+      f.warehouse.changedIds = ids(2);
+      const calls = [httpCall('POST'), httpCall('POST')];
+      await Promise.all(calls.map((c) => makePublishOps(f.deps)(c.req, c.res)));
+      assert.deepEqual(calls.map((c) => c.response.statusCode).sort(), [200, 409]);
+      assert.equal(f.publisher.messages.filter((m) => (m.data as { type: string }).type === 'seal').length, 1);
+      assert.equal(f.warehouse.streams.length, 1, 'one extraction');
     });
   });
 

@@ -145,6 +145,54 @@ describe('DataflowLauncher', () => {
     });
   }
 
+  describe('jobState (what the reconciler asks about a job whose status event never came)', () => {
+    const known = [
+      { name: 'a running job', currentState: 'JOB_STATE_RUNNING' as unknown, expected: 'JOB_STATE_RUNNING' },
+      { name: 'a finished job (state as an enum number)', currentState: protos.google.dataflow.v1beta3.JobState.JOB_STATE_DONE, expected: 'JOB_STATE_DONE' },
+      { name: 'a failed job', currentState: 'JOB_STATE_FAILED' as unknown, expected: 'JOB_STATE_FAILED' },
+    ];
+    for (const c of known) {
+      it(`${c.name} -> its state, from one getJob in the job's region`, async () => {
+        const { getJob, launcher } = setup();
+        getJob.resolves([{ id: '2026-01-15_02_20_00-123', name: JOB_NAME, currentState: c.currentState }] as never);
+        assert.equal(await launcher.jobState('2026-01-15_02_20_00-123'), c.expected);
+        sinon.assert.calledOnceWithExactly(getJob as sinon.SinonStub, { projectId: 'my-project', location: 'europe-west1', jobId: '2026-01-15_02_20_00-123' });
+      });
+    }
+
+    const notFound = [
+      { name: 'gRPC NOT_FOUND (5)', error: grpcError(5, '5 NOT_FOUND: (abc): Requested job with id 2026-01-15_02_20_00-123 not found.') },
+      { name: 'HTTP 404 (REST transport)', error: grpcError(404, 'Not Found') },
+      { name: 'a status of NOT_FOUND', error: Object.assign(new Error('not found'), { status: 'NOT_FOUND' }) },
+    ];
+    for (const c of notFound) {
+      it(`${c.name} -> undefined (Dataflow knows no such job)`, async () => {
+        const { getJob, launcher } = setup();
+        getJob.rejects(c.error);
+        assert.equal(await launcher.jobState('2026-01-15_02_20_00-123'), undefined);
+      });
+    }
+
+    const failures = [
+      { name: 'PERMISSION_DENIED (7)', error: grpcError(7, '7 PERMISSION_DENIED: caller lacks dataflow.jobs.get') },
+      { name: 'UNAVAILABLE (14)', error: grpcError(14, '14 UNAVAILABLE: connection reset') },
+      { name: 'HTTP 500', error: grpcError(500, 'Internal Server Error') },
+    ];
+    for (const c of failures) {
+      it(`${c.name} -> a ChainError with the job ID and the cause (not mistaken for an unknown job)`, async () => {
+        const { getJob, launcher } = setup();
+        getJob.rejects(c.error);
+        await assert.rejects(launcher.jobState('2026-01-15_02_20_00-123'), (e: unknown) => {
+          assert.ok(e instanceof ChainError);
+          assert.match(e.message, new RegExp(`^Could not read the Dataflow job 2026-01-15_02_20_00-123: ${c.error.message}`));
+          assert.equal(e.context.jobId, '2026-01-15_02_20_00-123');
+          assert.equal(e.cause, c.error);
+          return true;
+        });
+      });
+    }
+  });
+
   it('getJob wraps errors with the job ID', async () => {
     const { getJob, launcher } = setup();
     getJob.rejects(grpcError(5, 'NOT_FOUND'));

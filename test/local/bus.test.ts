@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalBus } from '../../shared/local/bus';
+import { FaultInjector, NO_FAULTS, type FaultPlan } from '../../shared/local/faults';
 import { JsonLogger } from '../../shared/logger';
 
 interface Received {
@@ -113,6 +114,87 @@ describe('local bus', () => {
     assert.equal(sub.received[0].headers['ce-job'], 'j1');
     assert.deepEqual(sub.received[0].body, { payload: { id: '1' } });
     await sub.close();
+  });
+
+  describe('delivery faults (fault injection)', () => {
+    const faultsOf = (changes: Partial<FaultPlan>) => new FaultInjector({ ...NO_FAULTS, crash: [], ...changes }, logger);
+    const order = (sub: { received: Received[] }) => sub.received.map((r) => JSON.parse(Buffer.from(r.body.message.data, 'base64').toString()).n as number);
+
+    it('duplicate: every message is delivered 2 or 3 times, each copy with the message\'s ID', async () => {
+      const sub = await subscriber();
+      const faults = faultsOf({ duplicate: true, seed: 5 });
+      const bus = new LocalBus({ maxAttempts: 1, concurrency: 4, deadLetterDir: dir, logger, faults });
+      bus.subscribe('ids', 'collect', sub.url);
+      const ids = await Promise.all(Array.from({ length: 10 }, (_, n) => bus.publish('ids', { data: { n } })));
+      await bus.idle();
+      const perId = new Map<string, number>();
+      for (const { headers, body } of sub.received) {
+        assert.equal(headers['ce-id'], body.message.messageId, 'a copy keeps its message ID (a redelivery, not a new message)');
+        perId.set(body.message.messageId, (perId.get(body.message.messageId) ?? 0) + 1);
+      }
+      assert.deepEqual([...perId.keys()].sort(), [...ids].sort());
+      const counts = [...perId.values()];
+      assert.ok(counts.every((n) => n === 2 || n === 3), `2 or 3 copies each: ${counts.join(',')}`);
+      assert.ok(counts.includes(2) && counts.includes(3), 'both happen over ten messages');
+      assert.equal(faults.fired.duplicate, 10);
+      await sub.close();
+    });
+
+    it('duplicate: status events (Eventarc) are duplicated too, with one event ID', async () => {
+      const sub = await subscriber();
+      const bus = new LocalBus({ maxAttempts: 1, concurrency: 2, deadLetterDir: dir, logger, faults: faultsOf({ duplicate: true }) });
+      bus.subscribe('jobs', 'merge', sub.url);
+      const id = bus.emitEvent({ topic: 'jobs', type: 'google.cloud.dataflow.job.v1beta3.statusChanged', source: '//dataflow.googleapis.com/projects/p/locations/r', data: { payload: { id: 'j1' } } });
+      await bus.idle();
+      assert.ok(sub.received.length === 2 || sub.received.length === 3);
+      assert.ok(sub.received.every((r) => r.headers['ce-id'] === id));
+      await sub.close();
+    });
+
+    it('delay: the first delivery of a burst waits until every later one was delivered', async () => {
+      const sub = await subscriber([], 5);
+      const faults = faultsOf({ delay: true });
+      const bus = new LocalBus({ maxAttempts: 1, concurrency: 2, deadLetterDir: dir, logger, faults });
+      bus.subscribe('ids', 'collect', sub.url);
+      await Promise.all([0, 1, 2, 3, 4].map((n) => bus.publish('ids', { data: { n } })));
+      assert.equal(bus.isIdle(), false, 'a held delivery keeps the bus busy');
+      await bus.idle();
+      const received = order(sub);
+      assert.equal(received.length, 5, 'nothing lost');
+      assert.equal(received.at(-1), 0, `the first message is delivered last: ${received.join(',')}`);
+      assert.deepEqual([...received].sort(), [0, 1, 2, 3, 4]);
+      assert.equal(faults.fired.delay, 1);
+      await sub.close();
+    });
+
+    it('delay: a message published alone is held, then delivered (nothing is held forever)', async () => {
+      const sub = await subscriber();
+      const bus = new LocalBus({ maxAttempts: 1, concurrency: 2, deadLetterDir: dir, logger, faults: faultsOf({ delay: true }) });
+      bus.subscribe('ids', 'collect', sub.url);
+      await bus.publish('ids', { data: { n: 9 } });
+      await bus.idle();
+      assert.deepEqual(order(sub), [9]);
+      await sub.close();
+    });
+
+    it('reorder: the queued deliveries go out in another order, the same one for the same seed', async () => {
+      const run = async (seed: number | undefined) => {
+        const sub = await subscriber();
+        const faults = seed === undefined ? undefined : faultsOf({ reorder: true, seed });
+        const bus = new LocalBus({ maxAttempts: 1, concurrency: 1, deadLetterDir: dir, logger, faults });
+        bus.subscribe('ids', 'collect', sub.url);
+        await Promise.all(Array.from({ length: 12 }, (_, n) => bus.publish('ids', { data: { n } })));
+        await bus.idle();
+        await sub.close();
+        return order(sub);
+      };
+      const inOrder = Array.from({ length: 12 }, (_, n) => n);
+      assert.deepEqual(await run(undefined), inOrder, 'without the fault: publication order');
+      const reordered = await run(11);
+      assert.notDeepEqual(reordered, inOrder, 'another order');
+      assert.deepEqual([...reordered].sort((a, b) => a - b), inOrder, 'every message once');
+      assert.deepEqual(await run(11), reordered, 'reproducible with the seed');
+    });
   });
 
   it('dead-letters a message whose subscriber is down', async () => {

@@ -252,13 +252,42 @@ VALUES (CAST($id AS VARCHAR), CAST($amount AS DECIMAL(38, 9)), CAST($created AS 
       assert.deepEqual((await merge('20260115T080000Z-cccccc')).dml, { inserted: 0, updated: 0, deleted: 0 });
     });
 
-    it('updates every matched row when forced (replay)', async () => {
+    // A replay forces the MERGE: a row of the SAME version is replaced whatever the batch order and
+    // even with equal values (a reference-data change shows only through a replay), but an older
+    // version never replaces a newer one, forced or not.
+    const forced: { name: string; batchId: string; row: { id: string; version: string; amount?: string }; dml: { inserted: number; updated: number }; after: Record<string, unknown> }[] = [
+      { name: 'same version, same values -> replaced (the replay\'s batch now owns the row)', batchId: B2, row: { id: 'same', version: T1 }, dml: { inserted: 0, updated: 1 }, after: { operation_id: 'same', amount: '100', version_ts: T1, batch_id: B2 } },
+      { name: 'same version, different values -> replaced', batchId: B2, row: { id: 'same-changed', version: T1, amount: '150' }, dml: { inserted: 0, updated: 1 }, after: { operation_id: 'same-changed', amount: '150', version_ts: T1, batch_id: B2 } },
+      { name: 'same version from an earlier batch ID -> still replaced', batchId: '20260115T080000Z-cccccc', row: { id: 'same-changed', version: T1, amount: '150' }, dml: { inserted: 0, updated: 1 }, after: { operation_id: 'same-changed', amount: '150', version_ts: T1, batch_id: '20260115T080000Z-cccccc' } },
+      { name: 'older version -> never replaced', batchId: B2, row: { id: 'older', version: T0, amount: '1' }, dml: { inserted: 0, updated: 0 }, after: { operation_id: 'older', amount: '100', version_ts: T1, batch_id: B1 } },
+      { name: 'newer version -> replaced', batchId: B2, row: { id: 'newer', version: T2, amount: '200' }, dml: { inserted: 0, updated: 1 }, after: { operation_id: 'newer', amount: '200', version_ts: T2, batch_id: B2 } },
+      { name: 'an operation not in the table -> inserted', batchId: B2, row: { id: 'fresh', version: T0, amount: '7' }, dml: { inserted: 1, updated: 0 }, after: { operation_id: 'fresh', amount: '7', version_ts: T0, batch_id: B2 } },
+    ];
+    for (const c of forced) {
+      it(`forced (replay): ${c.name}`, async () => {
+        await stage([c.row]);
+        assert.deepEqual((await merge(c.batchId, true)).dml, { ...c.dml, deleted: 0 });
+        assert.deepEqual((await target())[c.row.id], c.after);
+      });
+    }
+
+    it('forced (replay): in one MERGE, the same-version row is replaced and the older one left alone', async () => {
       await stage([
         { id: 'older', version: T0, amount: '1' },
-        { id: 'same', version: T1 },
+        { id: 'same', version: T1, amount: '5' },
       ]);
-      assert.deepEqual((await merge(B2, true)).dml, { inserted: 0, updated: 2, deleted: 0 });
-      assert.equal((await target()).older.amount, '1');
+      assert.deepEqual((await merge(B2, true)).dml, { inserted: 0, updated: 1, deleted: 0 });
+      const rows = await target();
+      assert.equal(rows.older.amount, '100', 'an older version never moves a row back, even forced');
+      assert.equal(rows.same.amount, '5');
+    });
+
+    it('not forced, the same same-version rows are left alone (the control of the forced cases)', async () => {
+      await stage([
+        { id: 'same', version: T1 },
+        { id: 'same-changed', version: T1, amount: '150' },
+      ]);
+      assert.deepEqual((await merge('20260115T080000Z-cccccc', false)).dml, { inserted: 0, updated: 0, deleted: 0 });
     });
 
     it('is idempotent under its job ID', async () => {

@@ -41,6 +41,11 @@ describe('loadConfig', () => {
       lookbackMs: 15 * 60_000,
       safetyLagMs: 2 * 60_000,
       maxWindowMs: 0,
+      leaseObject: 'lease.json',
+      leaseMs: 10 * 60_000,
+      stuckAfterMs: 15 * 60_000,
+      maxAttempts: 3,
+      replayMaxIds: 50_000,
       templatePath: 'gs://dataflow-templates-europe-west1/latest/flex/Yaml_Template',
       pipelineFile: '',
       dataflowTempLocation: '',
@@ -89,6 +94,11 @@ describe('loadConfig', () => {
     { name: 'LOOKBACK', good: '1h', read: (c) => c.lookbackMs, expected: 3_600_000, bad: ['15 minutes', '-5m', '1.5h', '15'] },
     { name: 'SAFETY_LAG', good: '90s', read: (c) => c.safetyLagMs, expected: 90_000, bad: ['2 m', 'soon'] },
     { name: 'MAX_WINDOW', good: '1d', read: (c) => c.maxWindowMs, expected: 86_400_000, bad: ['1w', 'P1D'] },
+    { name: 'LEASE_OBJECT', good: 'locks/publish-ops.json', read: (c) => c.leaseObject, expected: 'locks/publish-ops.json', bad: ['lease*.json', 'lease?', 'a\nb'] },
+    { name: 'LEASE_DURATION', good: '30m', read: (c) => c.leaseMs, expected: 1_800_000, bad: ['ten minutes', '-1m', '10'] },
+    { name: 'STUCK_AFTER', good: '1h', read: (c) => c.stuckAfterMs, expected: 3_600_000, bad: ['1.5h', 'PT15M'] },
+    { name: 'MAX_ATTEMPTS', good: '5', read: (c) => c.maxAttempts, expected: 5, bad: ['0', '21', 'three', '2.5'] },
+    { name: 'REPLAY_MAX_IDS', good: '1000', read: (c) => c.replayMaxIds, expected: 1000, bad: ['0', '1000001', '-5'] },
     { name: 'TEMPLATE_PATH', good: 'gs://my-templates/yaml.json', read: (c) => c.templatePath, expected: 'gs://my-templates/yaml.json', bad: ['s3://x/y', '/local/template.json'] },
     { name: 'PIPELINE_FILE', good: 'gs://b/p.yaml', read: (c) => c.pipelineFile, expected: 'gs://b/p.yaml', bad: ['pipeline/consolidation.yaml'] },
     { name: 'DATAFLOW_TEMP_LOCATION', good: 'gs://b/tmp', read: (c) => c.dataflowTempLocation, expected: 'gs://b/tmp', bad: ['/tmp'] },
@@ -209,5 +219,21 @@ describe('loadConfig', () => {
         for (const [key, value] of Object.entries(c.expected)) assert.deepEqual(config[key as keyof Config], value, key);
       });
     }
+  });
+
+  describe('values valid alone but not together', () => {
+    const cases: { name: string; env: Record<string, string>; says: RegExp[] }[] = [
+      { name: 'the lease on the watermark object', env: { LEASE_OBJECT: 'wm.txt', WATERMARK_OBJECT: 'wm.txt' }, says: [/LEASE_OBJECT must differ from WATERMARK_OBJECT/] },
+      { name: 'a lease and a stuck threshold under a minute', env: { LEASE_DURATION: '30s', STUCK_AFTER: '0s' }, says: [/LEASE_DURATION \("30s"\) must be at least 1m/, /STUCK_AFTER \("0s"\) must be at least 1m/] },
+    ];
+    for (const c of cases) {
+      it(`${c.name} -> one ConfigError naming each`, () => {
+        assert.throws(
+          () => loadConfig(c.env),
+          (error: unknown) => error instanceof ConfigError && c.says.every((re) => re.test(error.message)),
+        );
+      });
+    }
+    it('a lease of exactly a minute is accepted', () => assert.equal(loadConfig({ LEASE_DURATION: '1m', STUCK_AFTER: '1m' }).leaseMs, 60_000));
   });
 });

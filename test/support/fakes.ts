@@ -11,6 +11,7 @@ import type {
   Clock,
   DmlStats,
   JobLauncher,
+  JobState,
   LaunchRequest,
   LaunchedJob,
   LogFields,
@@ -417,13 +418,39 @@ export class FakeWarehouse implements Warehouse {
 /**
  * Records launch requests and answers jobs. Like Dataflow, a second launch of an active job name
  * is answered with that job, adopted (the 409 path); a test can also force the next answer to be
- * an adoption, or a failure.
+ * an adoption, or a failure. Every job it launched is JOB_STATE_RUNNING until the test says
+ * otherwise (setJobState); a job it never heard of is unknown (undefined), as NOT_FOUND is.
  */
 export class FakeLauncher implements JobLauncher {
   readonly requests: LaunchRequest[] = [];
+  /** Job IDs asked about through jobState, in order. */
+  readonly stateQueries: string[] = [];
   private readonly active = new Map<string, string>();
+  private readonly states = new Map<string, JobState>();
   private forced: { adoptedJobId?: string; error?: Error }[] = [];
+  private stateFailures: Error[] = [];
   private next = 1;
+
+  /** What jobState answers for `jobId` from now on; undefined makes the job unknown to the service. */
+  setJobState(jobId: string, state: JobState | undefined): this {
+    if (state === undefined) this.states.delete(jobId);
+    else this.states.set(jobId, state);
+    return this;
+  }
+
+  /** The next jobState call fails with `error` (the job service is unreachable). */
+  failNextJobState(error: Error = new Error('injected jobState failure')): this {
+    this.stateFailures.push(error);
+    return this;
+  }
+
+  async jobState(jobId: string): Promise<JobState | undefined> {
+    await tick();
+    this.stateQueries.push(jobId);
+    const failure = this.stateFailures.shift();
+    if (failure) throw failure;
+    return this.states.get(jobId);
+  }
 
   constructor(private readonly journal?: string[]) {}
 
@@ -446,12 +473,14 @@ export class FakeLauncher implements JobLauncher {
     if (forced?.error) throw forced.error;
     if (forced?.adoptedJobId) {
       this.active.set(request.jobName, forced.adoptedJobId);
+      if (!this.states.has(forced.adoptedJobId)) this.states.set(forced.adoptedJobId, 'JOB_STATE_RUNNING');
       return { jobId: forced.adoptedJobId, jobName: request.jobName, adopted: true };
     }
     const existing = this.active.get(request.jobName);
     if (existing) return { jobId: existing, jobName: request.jobName, adopted: true };
     const jobId = `job-${this.next++}`;
     this.active.set(request.jobName, jobId);
+    this.states.set(jobId, 'JOB_STATE_RUNNING');
     return { jobId, jobName: request.jobName, adopted: false };
   }
 }

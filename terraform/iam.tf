@@ -1,0 +1,378 @@
+# Identities and grants. One service account per function, one for Cloud Scheduler, one for the
+# three event triggers and one for the Dataflow workers; each holds only what its code calls
+# (shared/gcp/*.ts), on the narrowest resource the API allows. Project-level grants are used only
+# where the permission exists at project level alone: creating BigQuery jobs, creating and
+# listing Dataflow jobs, running as a Dataflow worker, receiving Eventarc events.
+#
+# Every grant is additive (an *_iam_member), never authoritative, so nothing else's access in
+# the project is removed, and no grant names a public principal.
+
+# --- Service accounts ------------------------------------------------------------------------
+
+resource "google_service_account" "publish_ops" {
+  account_id   = "${var.name_prefix}-publish-ops"
+  display_name = "publishOps (consolidation chain)"
+  description  = "Reads the changed operation IDs, publishes them, writes the batch and the watermark."
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_service_account" "collect_ids" {
+  account_id   = "${var.name_prefix}-collect-ids"
+  display_name = "collectIds (consolidation chain)"
+  description  = "Stores the ID chunks of a batch and announces complete batches."
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_service_account" "launch_dataflow" {
+  account_id   = "${var.name_prefix}-launch-dataflow"
+  display_name = "launchDataflow (consolidation chain)"
+  description  = "Stages a batch's IDs in BigQuery and launches its Dataflow job."
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_service_account" "merge_on_complete" {
+  account_id   = "${var.name_prefix}-merge-on-complete"
+  display_name = "mergeOnComplete (consolidation chain)"
+  description  = "MERGEs a finished batch into the consolidated table."
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_service_account" "scheduler" {
+  account_id   = "${var.name_prefix}-scheduler"
+  display_name = "Cloud Scheduler caller of publishOps (consolidation chain)"
+  description  = "Identity of the OIDC token Cloud Scheduler sends to publishOps."
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_service_account" "triggers" {
+  account_id   = "${var.name_prefix}-triggers"
+  display_name = "Event triggers (consolidation chain)"
+  description  = "Identity the Pub/Sub and Dataflow event triggers deliver to collectIds, launchDataflow and mergeOnComplete with."
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_service_account" "dataflow_worker" {
+  account_id   = "${var.name_prefix}-dataflow-worker"
+  display_name = "Dataflow workers (consolidation chain)"
+  description  = "Runs the enrichment jobs: reads the sources and the batch's IDs, writes the batch's enriched table."
+
+  depends_on = [google_project_service.enabled]
+}
+
+# --- publishOps ------------------------------------------------------------------------------
+
+# Runs the rejected-rows count and the changed-IDs query as BigQuery jobs; jobs are created in a
+# project, so this exists at project level only.
+resource "google_project_iam_member" "publish_ops_runs_jobs" {
+  project = var.project_id
+  role    = "roles/bigquery.jobUser"
+  member  = "serviceAccount:${google_service_account.publish_ops.email}"
+}
+
+# Reads the USSD operations table to find the changed operations and the rejected rows; granted
+# on that table alone, not its dataset.
+resource "google_bigquery_table_iam_member" "publish_ops_reads_ussd" {
+  project    = var.project_id
+  dataset_id = var.source_dataset
+  table_id   = var.ussd_table
+  role       = "roles/bigquery.dataViewer"
+  member     = "serviceAccount:${google_service_account.publish_ops.email}"
+
+  depends_on = [google_bigquery_table.source]
+}
+
+# Reads the transactions table: an operation whose transaction changed is in the window too.
+resource "google_bigquery_table_iam_member" "publish_ops_reads_transactions" {
+  project    = var.project_id
+  dataset_id = var.source_dataset
+  table_id   = var.transactions_table
+  role       = "roles/bigquery.dataViewer"
+  member     = "serviceAccount:${google_service_account.publish_ops.email}"
+
+  depends_on = [google_bigquery_table.source]
+}
+
+# Reads and replaces the watermark and creates the batch's manifest and state, all with
+# generation preconditions; replacing an object needs delete as well as create, which
+# objectUser has and objectCreator lacks.
+resource "google_storage_bucket_iam_member" "publish_ops_uses_state" {
+  bucket = google_storage_bucket.state.name
+  role   = "roles/storage.objectUser"
+  member = "serviceAccount:${google_service_account.publish_ops.email}"
+}
+
+# Publishes the ID chunks and the seal, on the IDs topic only.
+resource "google_pubsub_topic_iam_member" "publish_ops_publishes_ids" {
+  project = var.project_id
+  topic   = google_pubsub_topic.ids.name
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:${google_service_account.publish_ops.email}"
+}
+
+# --- collectIds ------------------------------------------------------------------------------
+
+# Creates chunk, seal and completion objects (create-only), checks for and lists them, reads the
+# manifest and moves the batch state to COLLECTED (a generation-matched replace).
+resource "google_storage_bucket_iam_member" "collect_ids_uses_state" {
+  bucket = google_storage_bucket.state.name
+  role   = "roles/storage.objectUser"
+  member = "serviceAccount:${google_service_account.collect_ids.email}"
+}
+
+# Announces complete batches, on the batches topic only.
+resource "google_pubsub_topic_iam_member" "collect_ids_publishes_batches" {
+  project = var.project_id
+  topic   = google_pubsub_topic.batches.name
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:${google_service_account.collect_ids.email}"
+}
+
+# --- launchDataflow --------------------------------------------------------------------------
+
+# Runs the load job of the batch's IDs and the CREATE TABLE AS of its parameters; jobs are
+# created in a project, so this exists at project level only.
+resource "google_project_iam_member" "launch_dataflow_runs_jobs" {
+  project = var.project_id
+  role    = "roles/bigquery.jobUser"
+  member  = "serviceAccount:${google_service_account.launch_dataflow.email}"
+}
+
+# Creates and replaces the batch's IDs and parameters tables in the staging dataset; their names
+# are per batch, so the grant is on the dataset.
+resource "google_bigquery_dataset_iam_member" "launch_dataflow_writes_staging" {
+  project    = var.project_id
+  dataset_id = google_bigquery_dataset.staging.dataset_id
+  role       = "roles/bigquery.dataEditor"
+  member     = "serviceAccount:${google_service_account.launch_dataflow.email}"
+}
+
+# Reads the manifest and state, lists the chunks, moves the state to LAUNCHED; the load job
+# reads the chunk files with this identity too.
+resource "google_storage_bucket_iam_member" "launch_dataflow_uses_state" {
+  bucket = google_storage_bucket.state.name
+  role   = "roles/storage.objectUser"
+  member = "serviceAccount:${google_service_account.launch_dataflow.email}"
+}
+
+# Launches the Flex Template (dataflow.jobs.create) and lists active jobs to adopt one on a 409
+# (dataflow.jobs.list); Dataflow grants exist at project level only, and developer is the
+# smallest role with both.
+resource "google_project_iam_member" "launch_dataflow_launches_jobs" {
+  project = var.project_id
+  role    = "roles/dataflow.developer"
+  member  = "serviceAccount:${google_service_account.launch_dataflow.email}"
+}
+
+# Launches the job as the Dataflow worker account (environment.serviceAccountEmail), which needs
+# actAs on that one account, not on every account of the project.
+resource "google_service_account_iam_member" "launch_dataflow_acts_as_worker" {
+  service_account_id = google_service_account.dataflow_worker.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = "serviceAccount:${google_service_account.launch_dataflow.email}"
+}
+
+# --- mergeOnComplete -------------------------------------------------------------------------
+
+# Runs the profile query and the MERGE as BigQuery jobs; project level only.
+resource "google_project_iam_member" "merge_on_complete_runs_jobs" {
+  project = var.project_id
+  role    = "roles/bigquery.jobUser"
+  member  = "serviceAccount:${google_service_account.merge_on_complete.email}"
+}
+
+# Reads the batch's enriched table, then drops its IDs, parameters and enriched tables.
+resource "google_bigquery_dataset_iam_member" "merge_on_complete_uses_staging" {
+  project    = var.project_id
+  dataset_id = google_bigquery_dataset.staging.dataset_id
+  role       = "roles/bigquery.dataEditor"
+  member     = "serviceAccount:${google_service_account.merge_on_complete.email}"
+}
+
+# MERGEs into the consolidated table: granted on that table alone.
+resource "google_bigquery_table_iam_member" "merge_on_complete_writes_consolidated" {
+  project    = var.project_id
+  dataset_id = google_bigquery_table.consolidated.dataset_id
+  table_id   = google_bigquery_table.consolidated.table_id
+  role       = "roles/bigquery.dataEditor"
+  member     = "serviceAccount:${google_service_account.merge_on_complete.email}"
+}
+
+# Reads the batch state and moves it to MERGED or FAILED (a generation-matched replace).
+resource "google_storage_bucket_iam_member" "merge_on_complete_uses_state" {
+  bucket = google_storage_bucket.state.name
+  role   = "roles/storage.objectUser"
+  member = "serviceAccount:${google_service_account.merge_on_complete.email}"
+}
+
+# --- Cloud Scheduler -------------------------------------------------------------------------
+
+# Calls publishOps with its OIDC token: invoker on that function's Cloud Run service only.
+resource "google_cloud_run_v2_service_iam_member" "scheduler_invokes_publish_ops" {
+  project  = var.project_id
+  location = var.region
+  name     = google_cloudfunctions2_function.publish_ops.name
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.scheduler.email}"
+}
+
+# --- Event triggers --------------------------------------------------------------------------
+
+# Delivers the IDs topic's messages to collectIds.
+resource "google_cloud_run_v2_service_iam_member" "triggers_invoke_collect_ids" {
+  project  = var.project_id
+  location = var.region
+  name     = google_cloudfunctions2_function.collect_ids.name
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.triggers.email}"
+}
+
+# Delivers the batches topic's messages to launchDataflow.
+resource "google_cloud_run_v2_service_iam_member" "triggers_invoke_launch_dataflow" {
+  project  = var.project_id
+  location = var.region
+  name     = google_cloudfunctions2_function.launch_dataflow.name
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.triggers.email}"
+}
+
+# Delivers the Dataflow job status events to mergeOnComplete.
+resource "google_cloud_run_v2_service_iam_member" "triggers_invoke_merge_on_complete" {
+  project  = var.project_id
+  location = var.region
+  name     = google_cloudfunctions2_function.merge_on_complete.name
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.triggers.email}"
+}
+
+# An Eventarc trigger's identity must be allowed to receive events; Eventarc grants this at
+# project level only.
+resource "google_project_iam_member" "triggers_receive_events" {
+  project = var.project_id
+  role    = "roles/eventarc.eventReceiver"
+  member  = "serviceAccount:${google_service_account.triggers.email}"
+}
+
+# --- Dataflow workers ------------------------------------------------------------------------
+
+# Runs the job's work items, writes its logs and metrics; project level only.
+resource "google_project_iam_member" "dataflow_worker_runs_work" {
+  project = var.project_id
+  role    = "roles/dataflow.worker"
+  member  = "serviceAccount:${google_service_account.dataflow_worker.email}"
+}
+
+# The pipeline's ReadFromBigQuery runs its query as a job, into a temporary dataset it creates
+# and deletes, and reads the result through a Storage Read API session; WriteToBigQuery runs load
+# jobs. Job, dataset creation and read-session permissions exist at project level only, and
+# bigquery.user is the smallest predefined role holding the three. It grants no access to
+# existing tables' data: that comes from the grants below.
+resource "google_project_iam_member" "dataflow_worker_runs_bigquery" {
+  project = var.project_id
+  role    = "roles/bigquery.user"
+  member  = "serviceAccount:${google_service_account.dataflow_worker.email}"
+}
+
+# The enrichment query reads the latest USSD row of each changed operation.
+resource "google_bigquery_table_iam_member" "dataflow_worker_reads_ussd" {
+  project    = var.project_id
+  dataset_id = var.source_dataset
+  table_id   = var.ussd_table
+  role       = "roles/bigquery.dataViewer"
+  member     = "serviceAccount:${google_service_account.dataflow_worker.email}"
+
+  depends_on = [google_bigquery_table.source]
+}
+
+# The enrichment query reads the operations' transactions.
+resource "google_bigquery_table_iam_member" "dataflow_worker_reads_transactions" {
+  project    = var.project_id
+  dataset_id = var.source_dataset
+  table_id   = var.transactions_table
+  role       = "roles/bigquery.dataViewer"
+  member     = "serviceAccount:${google_service_account.dataflow_worker.email}"
+
+  depends_on = [google_bigquery_table.source]
+}
+
+# The enrichment query joins the services reference table.
+resource "google_bigquery_table_iam_member" "dataflow_worker_reads_services" {
+  project    = var.project_id
+  dataset_id = var.source_dataset
+  table_id   = var.services_table
+  role       = "roles/bigquery.dataViewer"
+  member     = "serviceAccount:${google_service_account.dataflow_worker.email}"
+
+  depends_on = [google_bigquery_table.source]
+}
+
+# The enrichment query joins the agents reference table.
+resource "google_bigquery_table_iam_member" "dataflow_worker_reads_agents" {
+  project    = var.project_id
+  dataset_id = var.source_dataset
+  table_id   = var.agents_table
+  role       = "roles/bigquery.dataViewer"
+  member     = "serviceAccount:${google_service_account.dataflow_worker.email}"
+
+  depends_on = [google_bigquery_table.source]
+}
+
+# Reads the batch's IDs and parameters tables and writes (creates, truncates) its enriched table,
+# all in the staging dataset.
+resource "google_bigquery_dataset_iam_member" "dataflow_worker_uses_staging" {
+  project    = var.project_id
+  dataset_id = google_bigquery_dataset.staging.dataset_id
+  role       = "roles/bigquery.dataEditor"
+  member     = "serviceAccount:${google_service_account.dataflow_worker.email}"
+}
+
+# Writes, reads and deletes the job's temp and staging files (the files WriteToBigQuery loads
+# from), in the Dataflow bucket only.
+resource "google_storage_bucket_iam_member" "dataflow_worker_uses_temp" {
+  bucket = google_storage_bucket.dataflow.name
+  role   = "roles/storage.objectUser"
+  member = "serviceAccount:${google_service_account.dataflow_worker.email}"
+}
+
+# The template's launcher, which runs as this account, reads the pipeline file: read access to
+# the state bucket, narrowed by an IAM condition to pipeline/, so a job can neither see nor touch
+# the watermark or the batches.
+resource "google_storage_bucket_iam_member" "dataflow_worker_reads_pipeline" {
+  bucket = google_storage_bucket.state.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.dataflow_worker.email}"
+
+  condition {
+    title       = "pipeline-file-only"
+    description = "Objects under pipeline/ only."
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.state.name}/objects/pipeline/\")"
+  }
+}
+
+# --- The Pub/Sub service agent ---------------------------------------------------------------
+
+# Moves an event that failed max_delivery_attempts times to the dead-letter topic: publisher on
+# that topic only. (Acknowledging it on the trigger's subscription is granted by
+# scripts/attach-dead-letter.sh, because Eventarc names that subscription.)
+resource "google_pubsub_topic_iam_member" "pubsub_agent_publishes_dead_letters" {
+  project = var.project_id
+  topic   = google_pubsub_topic.dead_letter.name
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:${local.pubsub_service_agent}"
+}
+
+# Signs the OIDC tokens of the triggers' push deliveries as the triggers' account. Projects whose
+# Pub/Sub service agent predates April 2021 lack this; granted on that one account, not the
+# project.
+resource "google_service_account_iam_member" "pubsub_agent_signs_trigger_tokens" {
+  service_account_id = google_service_account.triggers.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = "serviceAccount:${local.pubsub_service_agent}"
+
+  depends_on = [google_pubsub_topic.ids]
+}

@@ -86,6 +86,11 @@ export class LocalPipelineRunner implements JobLauncher {
     while (this.running.size > 0) await Promise.allSettled([...this.running]);
   }
 
+  /** The job's current state, or undefined for a job this runner never launched (or has forgotten). */
+  async jobState(jobId: string): Promise<JobState | undefined> {
+    return this.known.find((job) => job.id === jobId)?.currentState;
+  }
+
   /** Every known job (the latest 1,000 finished ones and all active ones), oldest first. */
   jobs(): DataflowJob[] {
     return this.known.map((job) => ({ ...job, labels: { ...job.labels } }));

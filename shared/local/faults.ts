@@ -10,6 +10,7 @@ import type { ForcedOutcome } from './pipeline-runner';
 
 /** The named steps at which a function crashes (throws, so its event is redelivered). */
 export const CRASH_POINTS = {
+  'publish.before-manifest': 'publishOps: after publishing the chunks, before writing the manifest',
   'publish.before-seal': 'publishOps: after publishing the chunks and writing the manifest, before the seal',
   'publish.before-watermark': 'publishOps: after publishing the seal, before advancing the watermark',
   'collect.before-ack': 'collectIds: after storing a chunk, before acknowledging the message',
@@ -167,6 +168,7 @@ export class FaultInjector {
       delete: (path) => inner.delete(path),
       uri: (path) => inner.uri(path),
       create: async (path, data) => {
+        if (path.endsWith('/manifest.json')) this.maybeCrash('publish.before-manifest', { path });
         const created = await inner.create(path, data);
         if (path.includes('/chunks/')) this.maybeCrash('collect.before-ack', { path });
         return created;

@@ -19,6 +19,7 @@ const SCENARIOS: Scenario[] = [
   { name: 'reordered deliveries', inject: 'reorder' },
   { name: 'a message delivered after later ones', inject: 'delay' },
   { name: 'duplicated, reordered and delayed', inject: 'duplicate,reorder,delay' },
+  { name: 'publishOps dies before the manifest (an orphan)', inject: 'crash:publish.before-manifest', expectRepairs: ['orphan-removed'] },
   { name: 'publishOps dies before the seal', inject: 'crash:publish.before-seal', expectRepairs: ['seal-republished'] },
   { name: 'publishOps dies before the watermark', inject: 'crash:publish.before-watermark' },
   { name: 'collectIds dies before acknowledging a chunk', inject: 'crash:collect.before-ack' },

@@ -6,7 +6,7 @@ import { ConflictError, errorMessage } from '../errors';
 import { readLease, leaseActive } from '../lease';
 import { runCycle } from '../local/cycle';
 import { FolderObjectStore } from '../local/folder-store';
-import { StackClock } from '../local/stack';
+import { StackClock, type LocalStack } from '../local/stack';
 import type { ObjectStore } from '../ports';
 import { formatCycle } from './report';
 import { openSession, startStack, type SessionOptions } from './session';
@@ -101,12 +101,7 @@ function describeAction(action: ReconcileAction): string {
 
 /** `consolidate reconcile`: the reconciler on its own, under the lease, then waits for what it set moving. */
 export async function reconcileCommand(options: OperationOptions): Promise<number> {
-  const session = openSession(options);
-  const clock = new StackClock();
-  clock.set(options.now);
-  const stack = await startStack(session, options, clock);
-  if (!stack) return 1;
-  try {
+  return withStack(options, async (stack) => {
     let actions: ReconcileAction[];
     try {
       actions = await reconcileUnderLease(stack.deps);
@@ -124,9 +119,7 @@ export async function reconcileCommand(options: OperationOptions): Promise<numbe
       if (state) options.out(`  ${action.batchId}  now ${state.status}${state.merge ? ` (${state.merge.inserted} inserted, ${state.merge.updated} updated)` : ''}`);
     }
     return actions.some((a) => a.action === 'error' || a.action === 'gave-up') ? 1 : 0;
-  } finally {
-    await stack.stop();
-  }
+  });
 }
 
 /** Reads an IDs file: one operation ID per line; blank lines and lines starting with # are skipped. */
@@ -139,18 +132,24 @@ export function readIdsFile(file: string): string[] {
 
 /** `consolidate replay`: one replay through the whole chain, followed to its MERGE. */
 export async function replayCommand(options: OperationOptions & { body: { from: string; to: string } | { ids: string[] } }): Promise<number> {
-  const session = openSession(options);
-  const clock = new StackClock();
-  clock.set(options.now);
-  const stack = await startStack(session, options, clock);
-  if (!stack) return 1;
-  try {
+  return withStack(options, async (stack) => {
     const report = await runCycle(stack, { body: options.body, quietMs: options.pubsubEmulator ? 20_000 : 2_000 });
     if (report.replay) options.out(`Replay of the ${report.replay} (as of the watermark; the watermark is not moved)`);
     for (const action of (report.reconciled ?? []).filter((a) => a.action !== 'waiting' && a.action !== 'closed')) options.out(`reconciler:${describeAction(action)}`);
     if (report.outcome === 'empty') options.out('replay: no operation to replay');
     else for (const line of formatCycle(1, report)) options.out(line.replace(/^cycle 1/, 'replay'));
     return report.ok ? 0 : 1;
+  });
+}
+
+/** Starts the local stack with the command's clock, runs `work` on it, stops it; 1 when it cannot start. */
+async function withStack(options: OperationOptions, work: (stack: LocalStack) => Promise<number>): Promise<number> {
+  const clock = new StackClock();
+  clock.set(options.now);
+  const stack = await startStack(openSession(options), options, clock);
+  if (!stack) return 1;
+  try {
+    return await work(stack);
   } finally {
     await stack.stop();
   }

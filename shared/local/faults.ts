@@ -1,4 +1,5 @@
 import type { JobLauncher, Logger, ObjectStore, Publisher, Warehouse } from '../ports';
+import { mulberry32 } from './demo-data';
 import type { ForcedOutcome } from './pipeline-runner';
 
 /**
@@ -125,6 +126,7 @@ export class FaultInjector {
     readonly plan: FaultPlan,
     private readonly logger: Logger,
   ) {
+    // Seeded, so that a fault run repeats exactly.
     this.random = mulberry32(plan.seed);
   }
 
@@ -251,16 +253,4 @@ export class FaultInjector {
   noteHeld(): void {
     this.count('delay');
   }
-}
-
-/** A small seeded generator: fault runs repeat exactly. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

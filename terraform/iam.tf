@@ -115,6 +115,43 @@ resource "google_pubsub_topic_iam_member" "publish_ops_publishes_ids" {
   member  = "serviceAccount:${google_service_account.publish_ops.email}"
 }
 
+# The reconciler runs at the start of every publishOps and repairs batches that stopped moving;
+# the grants below are what its repairs need, each on the narrowest resource.
+
+# Announces a complete batch never announced, and relaunches a failed one with the next attempt.
+resource "google_pubsub_topic_iam_member" "publish_ops_publishes_batches" {
+  project = var.project_id
+  topic   = google_pubsub_topic.batches.name
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:${google_service_account.publish_ops.email}"
+}
+
+# Asks Dataflow what became of a launched batch's job (getJob) when its statusChanged event never
+# came; Dataflow grants exist at project level only, and viewer is the read-only role.
+resource "google_project_iam_member" "publish_ops_reads_jobs" {
+  project = var.project_id
+  role    = "roles/dataflow.viewer"
+  member  = "serviceAccount:${google_service_account.publish_ops.email}"
+}
+
+# Merges a batch whose job finished DONE but whose event was lost: reads the batch's enriched
+# table and drops its tables (per-batch names, so the grant is on the staging dataset) ...
+resource "google_bigquery_dataset_iam_member" "publish_ops_uses_staging" {
+  project    = var.project_id
+  dataset_id = google_bigquery_dataset.staging.dataset_id
+  role       = "roles/bigquery.dataEditor"
+  member     = "serviceAccount:${google_service_account.publish_ops.email}"
+}
+
+# ... and MERGEs it into the consolidated table: granted on that table alone.
+resource "google_bigquery_table_iam_member" "publish_ops_writes_consolidated" {
+  project    = var.project_id
+  dataset_id = google_bigquery_table.consolidated.dataset_id
+  table_id   = google_bigquery_table.consolidated.table_id
+  role       = "roles/bigquery.dataEditor"
+  member     = "serviceAccount:${google_service_account.publish_ops.email}"
+}
+
 # --- collectIds ------------------------------------------------------------------------------
 
 # Creates chunk, seal and completion objects (create-only), checks for and lists them, reads the

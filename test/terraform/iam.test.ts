@@ -15,6 +15,11 @@ const EXPECTED_ROLES: Record<string, string[]> = {
     'roles/bigquery.dataViewer on table:var.transactions_table',
     'roles/storage.objectUser on bucket:state',
     'roles/pubsub.publisher on topic:ids',
+    // The reconciler's repairs: announce or relaunch, ask Dataflow for a job, MERGE a batch whose event was lost.
+    'roles/pubsub.publisher on topic:batches',
+    'roles/dataflow.viewer on project',
+    'roles/bigquery.dataEditor on dataset:staging',
+    'roles/bigquery.dataEditor on table:consolidated',
   ],
   collect_ids: ['roles/storage.objectUser on bucket:state', 'roles/pubsub.publisher on topic:batches'],
   launch_dataflow: [
@@ -53,7 +58,7 @@ const EXPECTED_ROLES: Record<string, string[]> = {
 };
 
 /** Roles that exist at project level only (the API has no narrower resource for them). */
-const PROJECT_ONLY_ROLES = ['roles/bigquery.jobUser', 'roles/bigquery.user', 'roles/dataflow.developer', 'roles/dataflow.worker', 'roles/eventarc.eventReceiver'];
+const PROJECT_ONLY_ROLES = ['roles/bigquery.jobUser', 'roles/bigquery.user', 'roles/dataflow.developer', 'roles/dataflow.viewer', 'roles/dataflow.worker', 'roles/eventarc.eventReceiver'];
 
 const describeGrant = (grant: Grant) => `${grant.role} on ${grant.scope}`;
 

@@ -37,6 +37,8 @@ export interface ScenarioResult {
   /** Repairs by kind, made at the start of the runs and in the later reconciler rounds. */
   repairs: Record<string, number>;
   rowsChecked: number;
+  /** Rows missing, doubled or different after the scheduler's ticks, before the reconciler's later runs. */
+  beforeRepairs: number;
   batches: Record<string, number>;
   openBatches: string[];
   comparison: Comparison;
@@ -104,6 +106,11 @@ export async function runScenario(scenario: Scenario, seed: number): Promise<Sce
       await stack.settle();
     }
 
+    // What the table lacks before the repairs (a batch stuck at the last tick shows here).
+    const expected = await expectedConsolidation(connection, windowEnd);
+    const early = await compareConsolidated(connection, '"consolidated_dataset"."consolidated_table"', expected);
+    const beforeRepairs = early.missing.length + early.different.length + early.duplicated.length + early.unexpected.length;
+
     // Later runs: the reconciler repairs whatever stopped moving, until no batch is open.
     const repairs: Record<string, number> = {};
     for (const action of reports.flatMap((r) => r.reconciled ?? [])) {
@@ -133,7 +140,6 @@ export async function runScenario(scenario: Scenario, seed: number): Promise<Sce
     }
 
     const watermark = (await stack.store.read(config.watermarkObject))?.data.trim();
-    const expected = await expectedConsolidation(connection, windowEnd);
     const comparison = await compareConsolidated(connection, '"consolidated_dataset"."consolidated_table"', expected);
     const finalBatches = await allBatches(stack);
     const byStatus: Record<string, number> = {};
@@ -153,6 +159,7 @@ export async function runScenario(scenario: Scenario, seed: number): Promise<Sce
       reconcileRounds: rounds,
       repairs,
       rowsChecked: comparison.checked,
+      beforeRepairs,
       batches: byStatus,
       openBatches,
       comparison,

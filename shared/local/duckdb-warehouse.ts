@@ -124,7 +124,7 @@ export class DuckDbWarehouse implements Warehouse {
   async query(statement: Statement, options: QueryOptions = {}): Promise<QueryResult> {
     const context = { jobId: options.jobId, sql: excerpt(statement.sql) };
     try {
-      const run = () => (options.jobId ? this.once(options.jobId, (c) => execute(c, statement)) : this.withConnection((c) => execute(c, statement)));
+      const run = () => (options.jobId ? this.once(options.jobId, (c) => execute(c, statement, true)) : this.withConnection((c) => execute(c, statement, false)));
       // The whole job, commit included: the next MERGE must see this one's rows.
       return await (/^\s*MERGE\b/i.test(statement.sql) ? this.oneMergeAtATime(run) : run());
     } catch (error) {
@@ -157,8 +157,12 @@ export class DuckDbWarehouse implements Warehouse {
       for (;;) {
         const chunk = await result.fetchChunk();
         if (!chunk || chunk.rowCount === 0) break;
-        for (const values of chunk.getRows()) {
-          page.push(rowObject(names, values));
+        // Column by column: one array per column of the chunk, not one per row.
+        const columns = chunk.getColumns();
+        for (let r = 0, rowCount = chunk.rowCount; r < rowCount; r++) {
+          const row: Row = {};
+          for (let c = 0; c < names.length; c++) row[names[c]] = normalizeValue(columns[c][r]);
+          page.push(row);
           if (page.length >= pageSize) {
             yield page;
             page = [];
@@ -366,9 +370,16 @@ export function bindParams(params: QueryParams): { values: Record<string, DuckDB
   return { values, types };
 }
 
-/** Runs one statement. MERGE ... RETURNING merge_action is counted per action, chunk by chunk. */
-async function execute(connection: DuckDBConnection, statement: Statement): Promise<QueryResult> {
+/**
+ * Runs one statement. `MERGE ... RETURNING merge_action` (how the DuckDB dialect asks for a MERGE's
+ * counts, as BigQuery reports them on its own) is run without its RETURNING clause and counted
+ * from the target's row count before and after, in one transaction; a MERGE that may delete is
+ * counted per returned action instead. `inTransaction`: the caller already opened one.
+ */
+async function execute(connection: DuckDBConnection, statement: Statement, inTransaction: boolean): Promise<QueryResult> {
   const { values, types } = bindParams(statement.params);
+  const counted = countedMerge(statement.sql);
+  if (counted) return { rows: [], dml: await mergeWithCounts(connection, counted, values, types, inTransaction) };
   const result = await connection.run(statement.sql, values, types);
   if (result.returnType !== ResultReturnType.QUERY_RESULT) return { rows: [], ...changedRows(result) };
   if (result.columnCount === 1 && result.columnName(0) === 'merge_action') return { rows: [], dml: await countMergeActions(result) };
@@ -393,6 +404,39 @@ function changedRows(result: DuckDBMaterializedResult): { dml?: DmlStats } {
       return { dml: { inserted: 0, updated: 0, deleted: n } };
     default:
       return {};
+  }
+}
+
+/** `MERGE INTO "schema"."table" ... RETURNING merge_action` without a DELETE action: its target and its SQL without RETURNING. */
+function countedMerge(sql: string): { target: string; sql: string } | undefined {
+  const match = /^\s*MERGE\s+INTO\s+("[A-Za-z_][A-Za-z0-9_]*"\."[A-Za-z_][A-Za-z0-9_]*")[\s\S]*?(\s+RETURNING\s+merge_action\s*;?\s*)$/i.exec(sql);
+  if (!match || /\bTHEN\s+DELETE\b/i.test(sql)) return undefined;
+  return { target: match[1], sql: sql.slice(0, sql.length - match[2].length) };
+}
+
+/**
+ * The MERGE and its counts without RETURNING, which materializes one row per changed row (for a
+ * million rows, about a second: a third of the MERGE's time). DuckDB reports how many rows a MERGE
+ * changed; the target's growth is how many it inserted (it deletes none), the rest it updated.
+ */
+async function mergeWithCounts(
+  connection: DuckDBConnection,
+  merge: { target: string; sql: string },
+  values: Record<string, DuckDBValue>,
+  types: Record<string, DuckDBType>,
+  inTransaction: boolean,
+): Promise<DmlStats> {
+  const rowCount = async () => Number((await connection.runAndReadAll(`SELECT count(*) FROM ${merge.target}`)).getRows()[0][0]);
+  if (!inTransaction) await connection.run('BEGIN TRANSACTION');
+  try {
+    const before = await rowCount();
+    const changed = (await connection.run(merge.sql, values, types)).rowsChanged;
+    const inserted = (await rowCount()) - before;
+    if (!inTransaction) await connection.run('COMMIT');
+    return { inserted, updated: changed - inserted, deleted: 0 };
+  } catch (error) {
+    if (!inTransaction) await connection.run('ROLLBACK').catch(() => undefined);
+    throw error;
   }
 }
 

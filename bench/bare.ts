@@ -1,0 +1,121 @@
+/**
+ * The bare engine: the same consolidation as the chain, done by DuckDB alone with no chain around
+ * it. Three statements on one connection, each the chain's own SQL:
+ *
+ * 1. stage IDs: `CREATE TABLE ... AS` the chain's `changedOperationIds` query (shared/sql);
+ * 2. enrich: `CREATE TABLE ... AS` the pipeline file's query and its MapToFields expressions
+ *    (shared/pipeline/consolidation.yaml, read the way the local runner reads it), over a
+ *    parameters table made by the chain's `createBatchParams`;
+ * 3. MERGE: the chain's `mergeEnriched`, without the `RETURNING merge_action` the chain uses
+ *    for its counts (the one part of the statement that only reports).
+ *
+ * No messages, no files, no job registry, no state machine: what is left when the chain is
+ * taken away, so the ratio chain / bare is the cost of the chain.
+ */
+import { readFileSync } from 'node:fs';
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { parse as parseYaml } from 'yaml';
+import type { Statement, TableRef } from '../shared/ports';
+import { bindParams } from '../shared/local/duckdb-warehouse';
+import { parsePipeline, renderJinja } from '../shared/local/pipeline-runner';
+import { pipelineFilePath } from '../shared/local/stack';
+import { duckdbDialect } from '../shared/sql/dialect';
+import { changedOperationIds, createBatchParams, mergeEnriched } from '../shared/sql/statements';
+import { duckdbCreateTable, loadSchema } from '../shared/schema';
+
+export const SOURCES = {
+  ussd: { dataset: 'main', table: 'ussd_operations' },
+  transactions: { dataset: 'main', table: 'transactiongu' },
+  services: { dataset: 'main', table: 'services' },
+  agents: { dataset: 'main', table: 'agents' },
+};
+export const CONSOLIDATED: TableRef = { dataset: 'consolidated_dataset', table: 'consolidated_table' };
+const BARE_SCHEMA = 'bench_bare';
+const TABLES = {
+  ids: { dataset: BARE_SCHEMA, table: 'ids' },
+  params: { dataset: BARE_SCHEMA, table: 'params' },
+  enriched: { dataset: BARE_SCHEMA, table: 'enriched' },
+};
+
+export interface BareRequest {
+  window: { from: string; to: string };
+  batchId: string;
+  consolidatedAt: string;
+}
+
+export interface BareTimes {
+  stageIds: number;
+  enrich: number;
+  merge: number;
+  total: number;
+}
+
+export interface BareResult {
+  ms: BareTimes;
+  ids: number;
+  enriched: number;
+}
+
+const q = (ref: TableRef) => duckdbDialect.table(ref);
+
+async function run(connection: DuckDBConnection, statement: Statement): Promise<number> {
+  const { values, types } = bindParams(statement.params);
+  return (await connection.run(statement.sql, values, types)).rowsChanged;
+}
+
+/** The pipeline's enrichment as one SELECT: its read query, then each MapToFields over it. */
+export function enrichmentSelect(): string {
+  const file = pipelineFilePath();
+  const variables = {
+    ids_table: q(TABLES.ids),
+    params_table: q(TABLES.params),
+    ussd_table: q(SOURCES.ussd),
+    transactions_table: q(SOURCES.transactions),
+    services_table: q(SOURCES.services),
+    agents_table: q(SOURCES.agents),
+    output_table: `${TABLES.enriched.dataset}.${TABLES.enriched.table}`,
+  };
+  const plan = parsePipeline(parseYaml(renderJinja(readFileSync(file, 'utf8'), variables, file)), file);
+  const ctes = [`step_0 AS (\n${plan.read.query}\n)`];
+  for (const map of plan.maps) {
+    const kept = map.append ? `* ${map.drop.length > 0 ? `EXCLUDE (${map.drop.map((d) => `"${d}"`).join(', ')})` : ''},` : '';
+    const fields = map.fields.map(([name, expression]) => `(${expression}) AS "${name}"`).join(',\n  ');
+    ctes.push(`step_${ctes.length} AS (\nSELECT ${kept}\n  ${fields}\nFROM step_${ctes.length - 1}\n)`);
+  }
+  return `WITH ${ctes.join(',\n')}\nSELECT * FROM step_${ctes.length - 1}`;
+}
+
+/** Runs the consolidation of one window into `consolidated_table`; creates the table if needed. */
+export async function bareConsolidate(connection: DuckDBConnection, request: BareRequest): Promise<BareResult> {
+  await connection.run(`CREATE SCHEMA IF NOT EXISTS "${CONSOLIDATED.dataset}"`);
+  await connection.run(duckdbCreateTable(q(CONSOLIDATED), loadSchema('consolidated_table')));
+  await connection.run(`CREATE SCHEMA IF NOT EXISTS ${BARE_SCHEMA}`);
+  const started = performance.now();
+
+  const changed = changedOperationIds(duckdbDialect, SOURCES, request.window);
+  await run(connection, { ...changed, sql: `CREATE OR REPLACE TABLE ${q(TABLES.ids)} AS\n${changed.sql}` });
+  const staged = performance.now();
+
+  await run(connection, createBatchParams(duckdbDialect, TABLES.params, { batchId: request.batchId, windowTo: request.window.to }));
+  await run(connection, { sql: `CREATE OR REPLACE TABLE ${q(TABLES.enriched)} AS\n${enrichmentSelect()}`, params: {} });
+  const enrichedAt = performance.now();
+
+  const days = (await connection.runAndReadAll(`SELECT DISTINCT CAST(CAST(created_at AS DATE) AS VARCHAR) FROM ${q(TABLES.enriched)} WHERE created_at IS NOT NULL`))
+    .getRows()
+    .map(([day]) => String(day));
+  const merge = mergeEnriched(duckdbDialect, { target: CONSOLIDATED, enriched: TABLES.enriched }, { batchId: request.batchId, consolidatedAt: request.consolidatedAt, days, force: false });
+  await run(connection, { ...merge, sql: merge.sql.replace(/\s*RETURNING merge_action\s*$/, '') });
+  const merged = performance.now();
+
+  const count = async (ref: TableRef) => Number((await connection.runAndReadAll(`SELECT count(*) FROM ${q(ref)}`)).getRows()[0][0]);
+  const ids = await count(TABLES.ids);
+  const enriched = await count(TABLES.enriched);
+  for (const table of Object.values(TABLES)) await connection.run(`DROP TABLE IF EXISTS ${q(table)}`);
+  return {
+    ms: { stageIds: staged - started, enrich: enrichedAt - staged, merge: merged - enrichedAt, total: merged - started },
+    ids,
+    enriched,
+  };
+}
+
+export const CONSOLIDATED_COLUMNS = loadSchema('consolidated_table').map((f) => f.name);

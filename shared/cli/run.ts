@@ -76,6 +76,8 @@ export async function runCommand(options: RunOptions): Promise<number> {
     }
   } finally {
     if (faulty) out(`Faults fired: ${Object.entries(stack.faults.fired).map(([k, n]) => `${k} ×${n}`).join(', ') || 'none'}`);
+    // Repairs the last run's reconciler started (a relaunch, say) finish before the stack stops.
+    await stack.settle();
     await stack.stop();
   }
   if (failures > 0) {

@@ -6,8 +6,8 @@
  * 2. enrich: `CREATE TABLE ... AS` the pipeline file's query and its MapToFields expressions
  *    (shared/pipeline/consolidation.yaml, read the way the local runner reads it), over a
  *    parameters table made by the chain's `createBatchParams`;
- * 3. MERGE: the chain's `mergeEnriched`, without the `RETURNING merge_action` the chain uses
- *    for its counts (the one part of the statement that only reports).
+ * 3. MERGE: the chain's `mergeEnriched`, without the `RETURNING merge_action` clause of the
+ *    DuckDB dialect (it only reports; the local warehouse drops it too and counts rows instead).
  *
  * No messages, no files, no job registry, no state machine: what is left when the chain is
  * taken away, so the ratio chain / bare is the cost of the chain.
@@ -17,7 +17,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { parse as parseYaml } from 'yaml';
 import type { Statement, TableRef } from '../shared/ports';
 import { bindParams } from '../shared/local/duckdb-warehouse';
-import { parsePipeline, renderJinja } from '../shared/local/pipeline-runner';
+import { columnsOf, parsePipeline, planSelect, renderJinja } from '../shared/local/pipeline-runner';
 import { pipelineFilePath } from '../shared/local/stack';
 import { duckdbDialect } from '../shared/sql/dialect';
 import { changedOperationIds, createBatchParams, mergeEnriched } from '../shared/sql/statements';
@@ -37,7 +37,7 @@ const TABLES = {
   enriched: { dataset: BARE_SCHEMA, table: 'enriched' },
 };
 
-export interface BareRequest {
+export interface BareConsolidation {
   window: { from: string; to: string };
   batchId: string;
   consolidatedAt: string;
@@ -50,7 +50,7 @@ export interface BareTimes {
   total: number;
 }
 
-export interface BareResult {
+export interface BareConsolidationResult {
   ms: BareTimes;
   ids: number;
   enriched: number;
@@ -63,8 +63,8 @@ async function run(connection: DuckDBConnection, statement: Statement): Promise<
   return (await connection.run(statement.sql, values, types)).rowsChanged;
 }
 
-/** The pipeline's enrichment as one SELECT: its read query, then each MapToFields over it. */
-export function enrichmentSelect(): string {
+/** The pipeline's enrichment as one SELECT, assembled as the local runner assembles it. */
+export async function enrichmentSelect(connection: DuckDBConnection): Promise<string> {
   const file = pipelineFilePath();
   const variables = {
     ids_table: q(TABLES.ids),
@@ -76,17 +76,11 @@ export function enrichmentSelect(): string {
     output_table: `${TABLES.enriched.dataset}.${TABLES.enriched.table}`,
   };
   const plan = parsePipeline(parseYaml(renderJinja(readFileSync(file, 'utf8'), variables, file)), file);
-  const ctes = [`step_0 AS (\n${plan.read.query}\n)`];
-  for (const map of plan.maps) {
-    const kept = map.append ? `* ${map.drop.length > 0 ? `EXCLUDE (${map.drop.map((d) => `"${d}"`).join(', ')})` : ''},` : '';
-    const fields = map.fields.map(([name, expression]) => `(${expression}) AS "${name}"`).join(',\n  ');
-    ctes.push(`step_${ctes.length} AS (\nSELECT ${kept}\n  ${fields}\nFROM step_${ctes.length - 1}\n)`);
-  }
-  return `WITH ${ctes.join(',\n')}\nSELECT * FROM step_${ctes.length - 1}`;
+  return planSelect(plan, (ctes, step) => columnsOf(connection, ctes, step));
 }
 
 /** Runs the consolidation of one window into `consolidated_table`; creates the table if needed. */
-export async function bareConsolidate(connection: DuckDBConnection, request: BareRequest): Promise<BareResult> {
+export async function bareConsolidate(connection: DuckDBConnection, request: BareConsolidation): Promise<BareConsolidationResult> {
   await connection.run(`CREATE SCHEMA IF NOT EXISTS "${CONSOLIDATED.dataset}"`);
   await connection.run(duckdbCreateTable(q(CONSOLIDATED), loadSchema('consolidated_table')));
   await connection.run(`CREATE SCHEMA IF NOT EXISTS ${BARE_SCHEMA}`);
@@ -97,14 +91,14 @@ export async function bareConsolidate(connection: DuckDBConnection, request: Bar
   const staged = performance.now();
 
   await run(connection, createBatchParams(duckdbDialect, TABLES.params, { batchId: request.batchId, windowTo: request.window.to }));
-  await run(connection, { sql: `CREATE OR REPLACE TABLE ${q(TABLES.enriched)} AS\n${enrichmentSelect()}`, params: {} });
+  await run(connection, { sql: `CREATE OR REPLACE TABLE ${q(TABLES.enriched)} AS\n${await enrichmentSelect(connection)}`, params: {} });
   const enrichedAt = performance.now();
 
   const days = (await connection.runAndReadAll(`SELECT DISTINCT CAST(CAST(created_at AS DATE) AS VARCHAR) FROM ${q(TABLES.enriched)} WHERE created_at IS NOT NULL`))
     .getRows()
     .map(([day]) => String(day));
-  const merge = mergeEnriched(duckdbDialect, { target: CONSOLIDATED, enriched: TABLES.enriched }, { batchId: request.batchId, consolidatedAt: request.consolidatedAt, days, force: false });
-  await run(connection, { ...merge, sql: merge.sql.replace(/\s*RETURNING merge_action\s*$/, '') });
+  // The MERGE without the clause that asks DuckDB for per-row actions (only reporting).
+  await run(connection, mergeEnriched({ ...duckdbDialect, mergeActions: () => '' }, { target: CONSOLIDATED, enriched: TABLES.enriched }, { batchId: request.batchId, consolidatedAt: request.consolidatedAt, days, force: false }));
   const merged = performance.now();
 
   const count = async (ref: TableRef) => Number((await connection.runAndReadAll(`SELECT count(*) FROM ${q(ref)}`)).getRows()[0][0]);

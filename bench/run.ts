@@ -152,11 +152,7 @@ async function measureSize(size: number, options: BenchOptions, work: string, ke
     const chainFile = join(dir, 'chain.duckdb');
     const bareFile = join(dir, 'bare.duckdb');
     const stateDir = join(dir, 'chain-state');
-    for (const file of [chainFile, bareFile]) {
-      rmSync(`${file}.wal`, { force: true });
-      copyFileSync(master, file);
-    }
-    rmSync(stateDir, { recursive: true, force: true });
+    freshCopy(master, [chainFile, bareFile], stateDir);
 
     log(`  chain${tag}: one cycle on the local stack`);
     const chain = await inChild<ChainResult>('chain', { size, file: chainFile, stateDir, knobs: options.knobs } satisfies ChainRequest, dir, options.childOutput);
@@ -184,7 +180,7 @@ async function measureSize(size: number, options: BenchOptions, work: string, ke
   if (!options.keep && !keepFiles) rmSync(dir, { recursive: true, force: true });
 
   const { chain, bare } = best!;
-  const total = Object.values(chain.messages).reduce((a, b) => a + b, 0);
+  const total = sum(chain.messages);
   return {
     size,
     mix: prepared.mix,
@@ -195,10 +191,24 @@ async function measureSize(size: number, options: BenchOptions, work: string, ke
     ratio: chain.stagesMs.total / bare.ms.total,
     probe,
     messages: { total, perOperation: total / size, expectedChunks: Math.ceil(size / options.knobs.chunkSize) },
-    invocations: Object.values(chain.invocations).reduce((a, b) => a + b, 0),
+    invocations: sum(chain.invocations),
     matched,
     runs,
   };
+}
+
+const sum = (counts: Record<string, number>) => Object.values(counts).reduce((a, b) => a + b, 0);
+const knobLabel = (k: Knobs) => `CHUNK_SIZE ${k.chunkSize}, PUBLISH_CONCURRENCY ${k.publishConcurrency}, LOCAL_BUS_CONCURRENCY ${k.busConcurrency}`;
+/** True when the MERGE inserted, updated and left unchanged exactly what was generated. */
+const countsMatch = (merge: ChainResult['merge'], mix: SizeResult['mix']) => merge.inserted === mix.inserted && merge.updated === mix.updated && merge.unchanged === mix.lookback;
+
+/** Copies of the prepared warehouse (no write-ahead log left from an earlier run) and an empty state folder. */
+function freshCopy(master: string, files: string[], stateDir: string): void {
+  for (const file of files) {
+    rmSync(`${file}.wal`, { force: true });
+    copyFileSync(master, file);
+  }
+  rmSync(stateDir, { recursive: true, force: true });
 }
 
 const sameKnobs = (a: Knobs, b: Knobs) => a.chunkSize === b.chunkSize && a.publishConcurrency === b.publishConcurrency && a.busConcurrency === b.busConcurrency;
@@ -215,25 +225,21 @@ async function sweep(main: SizeResult, options: BenchOptions, work: string): Pro
     ratio: chain.stagesMs.total / main.bare.ms.total,
     peakRssMB: chain.peakRssMB,
     publishStageHeapGrowthMB: chain.publishStageHeapGrowthMB,
-    messages: Object.values(chain.messages).reduce((a, b) => a + b, 0),
-    invocations: Object.values(chain.invocations).reduce((a, b) => a + b, 0),
+    messages: sum(chain.messages),
+    invocations: sum(chain.invocations),
     matched,
     main: isMain,
   });
   try {
     for (const knobs of SWEEP) {
       if (sameKnobs(knobs, options.knobs)) continue;
-      const label = `CHUNK_SIZE ${knobs.chunkSize}, PUBLISH_CONCURRENCY ${knobs.publishConcurrency}, LOCAL_BUS_CONCURRENCY ${knobs.busConcurrency}`;
-      options.log(`  settings: ${label}`);
+      options.log(`  settings: ${knobLabel(knobs)}`);
       const chainFile = join(dir, 'sweep.duckdb');
       const stateDir = join(dir, 'sweep-state');
-      rmSync(`${chainFile}.wal`, { force: true });
-      copyFileSync(master, chainFile);
-      rmSync(stateDir, { recursive: true, force: true });
+      freshCopy(master, [chainFile], stateDir);
       const chain = await inChild<ChainResult>('chain', { size, file: chainFile, stateDir, knobs } satisfies ChainRequest, dir, options.childOutput);
       const comparison = chain.ok ? await inChild<Comparison>('compare', { file: join(dir, 'bare.duckdb'), chainFile } satisfies CompareRequest, dir, options.childOutput) : undefined;
-      const counts = chain.merge.inserted === main.mix.inserted && chain.merge.updated === main.mix.updated && chain.merge.unchanged === main.mix.lookback;
-      const matched = chain.ok && counts && chain.idCount === size && comparison?.matched === true;
+      const matched = chain.ok && countsMatch(chain.merge, main.mix) && chain.idCount === size && comparison?.matched === true;
       results.push(summary(knobs, chain, matched, false));
       options.log(`  => ${seconds(chain.stagesMs.total)} (publish ${seconds(chain.stagesMs.publish)}, collect ${seconds(chain.stagesMs.collect)}); ${matched ? 'same table' : 'TABLES DIFFER'}`);
     }
@@ -250,7 +256,7 @@ function check(result: SizeResult): string[] {
   const { size, chain, mix } = result;
   if (!result.matched) problems.push(`${size}: the chain's consolidated_table differs from the bare engine's`);
   if (chain.idCount !== size) problems.push(`${size}: the cycle read ${chain.idCount} IDs, not ${size}`);
-  if (chain.merge.inserted !== mix.inserted || chain.merge.updated !== mix.updated || chain.merge.unchanged !== mix.lookback) {
+  if (!countsMatch(chain.merge, mix)) {
     problems.push(`${size}: merged ${chain.merge.inserted} inserted / ${chain.merge.updated} updated / ${chain.merge.unchanged} unchanged, generated ${mix.inserted} / ${mix.updated} / ${mix.lookback}`);
   }
   if (chain.deadLetters > 0) problems.push(`${size}: ${chain.deadLetters} message(s) dead-lettered`);
@@ -286,7 +292,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
   };
   const work = options.work ? resolve(options.work) : mkdtempSync(join(tmpdir(), 'consolidation-bench-'));
   mkdirSync(work, { recursive: true });
-  log(`Benchmark: sizes ${options.sizes.map((s) => s.toLocaleString('en')).join(', ')}; CHUNK_SIZE ${options.knobs.chunkSize}, PUBLISH_CONCURRENCY ${options.knobs.publishConcurrency}, LOCAL_BUS_CONCURRENCY ${options.knobs.busConcurrency}; scratch ${work}`);
+  log(`Benchmark: sizes ${options.sizes.map((s) => s.toLocaleString('en')).join(', ')}; ${knobLabel(options.knobs)}; scratch ${work}`);
   try {
     for (const [index, size] of options.sizes.entries()) {
       const sizeStarted = performance.now();
@@ -298,7 +304,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
       log(`  => chain ${seconds(result.chain.stagesMs.total)} / bare ${seconds(result.bare.ms.total)} = ${result.ratio.toFixed(2)}; ${result.messages.total} messages, ${result.invocations} invocations (size done in ${seconds(performance.now() - sizeStarted)})`);
       if (last && options.sweep) {
         report.sweep = { size, results: await sweep(result, options, work) };
-        for (const r of report.sweep.results) if (!r.matched) report.problems.push(`${size}: the chain with CHUNK_SIZE ${r.knobs.chunkSize}, PUBLISH_CONCURRENCY ${r.knobs.publishConcurrency}, LOCAL_BUS_CONCURRENCY ${r.knobs.busConcurrency} did not give the bare engine's table`);
+        for (const r of report.sweep.results) if (!r.matched) report.problems.push(`${size}: the chain with ${knobLabel(r.knobs)} did not give the bare engine's table`);
       }
     }
   } finally {

@@ -92,6 +92,8 @@ resource "google_cloudfunctions2_function" "collect_ids" {
   depends_on = [
     google_project_service.enabled,
     google_project_iam_member.triggers_receive_events,
+    # Push deliveries carry a token the Pub/Sub agent signs as the triggers' account.
+    google_service_account_iam_member.pubsub_agent_signs_trigger_tokens,
   ]
 }
 
@@ -138,6 +140,8 @@ resource "google_cloudfunctions2_function" "launch_dataflow" {
   depends_on = [
     google_project_service.enabled,
     google_project_iam_member.triggers_receive_events,
+    # Push deliveries carry a token the Pub/Sub agent signs as the triggers' account.
+    google_service_account_iam_member.pubsub_agent_signs_trigger_tokens,
   ]
 }
 
@@ -186,5 +190,7 @@ resource "google_cloudfunctions2_function" "merge_on_complete" {
   depends_on = [
     google_project_service.enabled,
     google_project_iam_member.triggers_receive_events,
+    # Push deliveries carry a token the Pub/Sub agent signs as the triggers' account.
+    google_service_account_iam_member.pubsub_agent_signs_trigger_tokens,
   ]
 }

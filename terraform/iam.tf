@@ -1,8 +1,10 @@
 # Identities and grants. One service account per function, one for Cloud Scheduler, one for the
 # three event triggers and one for the Dataflow workers; each holds only what its code calls
 # (shared/gcp/*.ts), on the narrowest resource the API allows. Project-level grants are used only
-# where the permission exists at project level alone: creating BigQuery jobs, creating and
-# listing Dataflow jobs, running as a Dataflow worker, receiving Eventarc events.
+# where the permission exists at project level alone: creating BigQuery jobs (and, for the
+# Dataflow workers, the temporary dataset of their query: bigquery.user), creating, listing and
+# reading Dataflow jobs (dataflow.developer, and dataflow.viewer for publishOps' reconciler),
+# running as a Dataflow worker, receiving Eventarc events.
 #
 # Every grant is additive (an *_iam_member), never authoritative, so nothing else's access in
 # the project is removed, and no grant names a public principal.

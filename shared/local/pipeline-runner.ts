@@ -289,21 +289,29 @@ function parseTransform(raw: unknown, index: number, file: string): ReadStep | M
 
 /** Runs the plan; returns the number of rows written. */
 export async function runPlan(warehouse: DuckDbWarehouse, plan: PipelinePlan): Promise<number> {
-  const ctes = [`"step_0" AS (\n${plan.read.query}\n)`];
-  let columns = await describe(warehouse, ctes, plan.read);
-  for (const map of plan.maps) {
-    const input = `"step_${ctes.length - 1}"`;
-    ctes.push(`"step_${ctes.length}" AS (\n${mapSelect(map, columns, input)}\n)`);
-    columns = await describe(warehouse, ctes, map);
-  }
-  const select = `WITH ${ctes.join(',\n')}\nSELECT * FROM "step_${ctes.length - 1}"`;
+  const select = await planSelect(plan, (ctes, step) => warehouse.withConnection((c) => columnsOf(c, ctes, step)));
   return write(warehouse, plan.write, select);
 }
 
-/** The output columns of the chain so far; a failure is reported as the transform's. */
-async function describe(warehouse: DuckDbWarehouse, ctes: string[], step: ReadStep | MapStep): Promise<string[]> {
+/**
+ * The plan's read and transforms as one SELECT, each step a CTE over the previous one;
+ * `describe` gives the columns of the steps so far (a MapToFields keeps or drops them by name).
+ */
+export async function planSelect(plan: PipelinePlan, describe: (ctes: string[], step: ReadStep | MapStep) => Promise<string[]>): Promise<string> {
+  const ctes = [`"step_0" AS (\n${plan.read.query}\n)`];
+  let columns = await describe(ctes, plan.read);
+  for (const map of plan.maps) {
+    const input = `"step_${ctes.length - 1}"`;
+    ctes.push(`"step_${ctes.length}" AS (\n${mapSelect(map, columns, input)}\n)`);
+    columns = await describe(ctes, map);
+  }
+  return `WITH ${ctes.join(',\n')}\nSELECT * FROM "step_${ctes.length - 1}"`;
+}
+
+/** The output columns of the steps so far; a failure is reported as the transform's. */
+export async function columnsOf(connection: DuckDBConnection, ctes: string[], step: ReadStep | MapStep): Promise<string[]> {
   try {
-    const reader = await warehouse.withConnection((c) => c.runAndReadAll(`DESCRIBE WITH ${ctes.join(',\n')}\nSELECT * FROM "step_${ctes.length - 1}"`));
+    const reader = await connection.runAndReadAll(`DESCRIBE WITH ${ctes.join(',\n')}\nSELECT * FROM "step_${ctes.length - 1}"`);
     const names = reader.getRows().map((row) => String(row[0]));
     const duplicate = names.find((name, i) => names.indexOf(name) !== i);
     if (duplicate) throw new Error(`its output has two fields named ${duplicate}`);

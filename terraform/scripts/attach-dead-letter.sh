@@ -34,7 +34,8 @@ fi
 # Right after a deployment, Eventarc may still be creating the trigger's transport.
 subscription=""
 for attempt in 1 2 3 4 5 6; do
-  subscription="$(gcloud eventarc triggers describe "$trigger" --project="$project" --location="$location" --format='value(transport.pubsub.subscription)')"
+  # A failure (the trigger still being wired, a grant not yet propagated) is retried like an empty answer.
+  subscription="$(gcloud eventarc triggers describe "$trigger" --project="$project" --location="$location" --format='value(transport.pubsub.subscription)' 2>/dev/null || true)"
   [[ -n "$subscription" ]] && break
   sleep $((attempt * retry_seconds))
 done

@@ -6,8 +6,7 @@
  * 2. enrich: `CREATE TABLE ... AS` the pipeline file's query and its MapToFields expressions
  *    (shared/pipeline/consolidation.yaml, read the way the local runner reads it), over a
  *    parameters table made by the chain's `createBatchParams`;
- * 3. MERGE: the chain's `mergeEnriched`, without the `RETURNING merge_action` clause of the
- *    DuckDB dialect (it only reports; the local warehouse drops it too and counts rows instead).
+ * 3. MERGE: the chain's `mergeEnriched` (the local warehouse adds only the count of its rows).
  *
  * No messages, no files, no job registry, no state machine: what is left when the chain is
  * taken away, so the ratio chain / bare is the cost of the chain.
@@ -97,8 +96,7 @@ export async function bareConsolidate(connection: DuckDBConnection, request: Bar
   const days = (await connection.runAndReadAll(`SELECT DISTINCT CAST(CAST(created_at AS DATE) AS VARCHAR) FROM ${q(TABLES.enriched)} WHERE created_at IS NOT NULL`))
     .getRows()
     .map(([day]) => String(day));
-  // The MERGE without the clause that asks DuckDB for per-row actions (only reporting).
-  await run(connection, mergeEnriched({ ...duckdbDialect, mergeActions: () => '' }, { target: CONSOLIDATED, enriched: TABLES.enriched }, { batchId: request.batchId, consolidatedAt: request.consolidatedAt, days, force: false }));
+  await run(connection, mergeEnriched(duckdbDialect, { target: CONSOLIDATED, enriched: TABLES.enriched }, { batchId: request.batchId, consolidatedAt: request.consolidatedAt, days, force: false }));
   const merged = performance.now();
 
   const count = async (ref: TableRef) => Number((await connection.runAndReadAll(`SELECT count(*) FROM ${q(ref)}`)).getRows()[0][0]);

@@ -109,7 +109,7 @@ async function reconcileBatch(deps: ChainDependencies, logger: Logger, batchId: 
     case 'COLLECTED':
       return announce(deps, batches, state, Math.max(1, state.attempt), 'announced but never launched');
     case 'LAUNCHED':
-      return checkJob(deps, logger, batches, state);
+      return checkJob(deps, logger, batches, manifest, state);
     case 'FAILED':
       return relaunchOrGiveUp(deps, logger, batches, manifest, state);
   }
@@ -122,7 +122,7 @@ async function announce(deps: ChainDependencies, batches: BatchStore, state: Bat
 }
 
 /** A LAUNCHED batch that has not moved: asks the job service what became of its job. */
-async function checkJob(deps: ChainDependencies, logger: Logger, batches: BatchStore, state: BatchState): Promise<ReconcileAction> {
+async function checkJob(deps: ChainDependencies, logger: Logger, batches: BatchStore, manifest: Manifest, state: BatchState): Promise<ReconcileAction> {
   const { batchId, attempt } = state;
   const job = { id: state.jobId ?? 'unknown', name: state.jobName ?? 'unknown' };
   const jobState = state.jobId ? await deps.launcher.jobState(state.jobId) : undefined;
@@ -132,8 +132,7 @@ async function checkJob(deps: ChainDependencies, logger: Logger, batches: BatchS
   }
   if (jobState !== undefined && !TERMINAL_STATES.has(jobState)) return { batchId, action: 'waiting', detail: `job ${job.name} is ${jobState}` };
   const failed = await recordFailure(deps, logger, batches, batchId, attempt, { ...job, currentState: jobState ?? 'UNKNOWN (the job service does not know it)' });
-  const manifest = await batches.readManifest(batchId);
-  if (!failed || !manifest) return { batchId, action: 'waiting', detail: 'another writer moved the batch' };
+  if (!failed) return { batchId, action: 'waiting', detail: 'another writer moved the batch' };
   return relaunchOrGiveUp(deps, logger, batches, manifest, failed);
 }
 

@@ -38,9 +38,13 @@ export function leaseOptionsOf(deps: { store: ObjectStore; clock: Clock; config:
 /** The lease as stored, or undefined when there is none or it cannot be read as a lease. */
 export async function readLease(options: Pick<LeaseOptions, 'store' | 'object'>): Promise<(LeaseRecord & { generation: string }) | undefined> {
   const stored = await options.store.read(options.object);
-  if (!stored) return undefined;
+  const record = stored ? parseLease(stored.data) : undefined;
+  return stored && record ? { ...record, generation: stored.generation } : undefined;
+}
+
+function parseLease(data: string): LeaseRecord | undefined {
   try {
-    return { ...leaseSchema.parse(JSON.parse(stored.data)), generation: stored.generation };
+    return leaseSchema.parse(JSON.parse(data));
   } catch {
     return undefined;
   }
@@ -66,7 +70,7 @@ export async function acquireLease(options: LeaseOptions, purpose: string): Prom
   if (!current) {
     taken = await options.store.create(options.object, text);
   } else {
-    const existing = await readLease(options);
+    const existing = parseLease(current.data);
     if (existing && leaseActive(existing, now)) throw busy(existing);
     taken = await options.store.replace(options.object, text, current.generation);
   }

@@ -1,7 +1,7 @@
 import { BatchStore, type BatchState, type RejectedRows } from '../batch';
 import type { PublishResponse } from '../../functions/publish-ops';
 import type { ReconcileAction } from '../../functions/reconciler';
-import { DATAFLOW_EVENTS, type LocalStack } from './stack';
+import { DATAFLOW_EVENTS, isTerminal, type LocalStack } from './stack';
 
 export type Stage = 'extract and publish' | 'collect' | 'stage IDs and launch' | 'pipeline' | 'merge' | 'done';
 
@@ -88,7 +88,7 @@ export async function runCycle(stack: LocalStack, options: CycleOptions = {}): P
       if (state === 'JOB_STATE_QUEUED') {
         markOf(data?.payload?.labels?.batch_id).launched ??= performance.now();
         report('pipeline');
-      } else if (/DONE|FAILED|CANCELLED|UPDATED|DRAINED/.test(state)) {
+      } else if (isTerminal(state)) {
         markOf(data?.payload?.labels?.batch_id).pipelineDone ??= performance.now();
         report('merge');
       }

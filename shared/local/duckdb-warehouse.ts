@@ -371,10 +371,10 @@ export function bindParams(params: QueryParams): { values: Record<string, DuckDB
 }
 
 /**
- * Runs one statement. `MERGE ... RETURNING merge_action` (how the DuckDB dialect asks for a MERGE's
- * counts, as BigQuery reports them on its own) is run without its RETURNING clause and counted
- * from the target's row count before and after, in one transaction; a MERGE that may delete is
- * counted per returned action instead. `inTransaction`: the caller already opened one.
+ * Runs one statement. A MERGE that cannot delete is counted as BigQuery reports it (inserted,
+ * updated) from the target's row count before and after, in one transaction, without RETURNING
+ * (a `RETURNING merge_action` tail is dropped); a MERGE that may delete is counted per returned
+ * action instead. `inTransaction`: the caller already opened one.
  */
 async function execute(connection: DuckDBConnection, statement: Statement, inTransaction: boolean): Promise<QueryResult> {
   const { values, types } = bindParams(statement.params);
@@ -407,11 +407,11 @@ function changedRows(result: DuckDBMaterializedResult): { dml?: DmlStats } {
   }
 }
 
-/** `MERGE INTO "schema"."table" ... RETURNING merge_action` without a DELETE action: its target and its SQL without RETURNING. */
+/** `MERGE INTO "schema"."table" ...` without a DELETE action: its target and its SQL without any `RETURNING merge_action`. */
 function countedMerge(sql: string): { target: string; sql: string } | undefined {
-  const match = /^\s*MERGE\s+INTO\s+("[A-Za-z_][A-Za-z0-9_]*"\."[A-Za-z_][A-Za-z0-9_]*")[\s\S]*?(\s+RETURNING\s+merge_action\s*;?\s*)$/i.exec(sql);
+  const match = /^\s*MERGE\s+INTO\s+("[A-Za-z_][A-Za-z0-9_]*"\."[A-Za-z_][A-Za-z0-9_]*")[\s\S]*?(\s+RETURNING\s+merge_action\s*;?\s*)?$/i.exec(sql);
   if (!match || /\bTHEN\s+DELETE\b/i.test(sql)) return undefined;
-  return { target: match[1], sql: sql.slice(0, sql.length - match[2].length) };
+  return { target: match[1], sql: match[2] ? sql.slice(0, sql.length - match[2].length) : sql };
 }
 
 /**

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { buildHandlers } from '../../functions/handlers';
-import { STATUS_CHANGED } from '../../functions/merge-on-complete';
+import { STATUS_CHANGED, TERMINAL_STATES } from '../../functions/merge-on-complete';
 import { registerFunctions, type FunctionName } from '../../functions/registry';
 import type { ChainDependencies } from '../../functions/dependencies';
 import type { Config } from '../config';
@@ -220,5 +220,5 @@ export async function checkSourceTables(warehouse: DuckDbWarehouse, config: Conf
 }
 
 export function isTerminal(state: string): boolean {
-  return ['JOB_STATE_DONE', 'JOB_STATE_FAILED', 'JOB_STATE_CANCELLED', 'JOB_STATE_UPDATED', 'JOB_STATE_DRAINED'].includes(state);
+  return TERMINAL_STATES.has(state);
 }

@@ -12,8 +12,6 @@ export interface SqlDialect {
   param(name: string, type: ParamType): string;
   /** `expr IN <array parameter>`. */
   inArray(expr: string, name: string, type: ParamType): string;
-  /** The MERGE's tail that reports which action each row took (DuckDB), or nothing (BigQuery reports DML statistics). */
-  mergeActions(): string;
 }
 
 const DUCKDB_PARAM_TYPES: Record<ParamType, string> = {
@@ -39,7 +37,6 @@ export function bigqueryDialect(project: string): SqlDialect {
     table: (ref) => `\`${project}.${ref.dataset}.${ref.table}\``,
     param: (name) => `@${checkedName(name)}`,
     inArray: (expr, name) => `${expr} IN UNNEST(@${checkedName(name)})`,
-    mergeActions: () => '',
   };
 }
 
@@ -48,5 +45,4 @@ export const duckdbDialect: SqlDialect = {
   table: (ref) => `"${ref.dataset}"."${ref.table}"`,
   param: (name, type) => `CAST($${checkedName(name)} AS ${DUCKDB_PARAM_TYPES[type]})`,
   inArray: (expr, name, type) => `list_contains(CAST($${checkedName(name)} AS ${DUCKDB_PARAM_TYPES[type]}), ${expr})`,
-  mergeActions: () => '\nRETURNING merge_action',
 };

@@ -110,7 +110,7 @@ WHEN MATCHED AND (
   batch_id = ${batchId},
   consolidated_at = ${consolidatedAt}
 WHEN NOT MATCHED THEN INSERT (${[...copied, 'batch_id', 'consolidated_at'].join(', ')})
-VALUES (${copied.map((c) => `S.${c}`).join(', ')}, ${batchId}, ${consolidatedAt})${d.mergeActions()}`,
+VALUES (${copied.map((c) => `S.${c}`).join(', ')}, ${batchId}, ${consolidatedAt})`,
     params: {
       batch_id: { type: 'STRING', value: batch.batchId },
       consolidated_at: { type: 'TIMESTAMP', value: batch.consolidatedAt },

@@ -13,6 +13,8 @@ export interface ExtractRequest {
   asOf: Date;
   rejected: RejectedRows;
   replay?: Manifest['replay'];
+  /** The batch's ID when the caller needed it before the extraction (the quarantine records it). */
+  batchId?: string;
 }
 
 export type ExtractedBatch = { batchId: string; idCount: number; chunkCount: number } | { batchId: undefined; idCount: 0; chunkCount: 0 };
@@ -25,7 +27,7 @@ export type ExtractedBatch = { batchId: string; idCount: number; chunkCount: num
  */
 export async function extractBatch(deps: ChainDependencies, request: ExtractRequest, parentLogger: Logger): Promise<ExtractedBatch> {
   const { config, store, warehouse, publisher, clock } = deps;
-  const batchId = newBatchId(request.asOf, deps.batchSuffix?.());
+  const batchId = request.batchId ?? newBatchId(request.asOf, deps.batchSuffix?.());
   const logger = parentLogger.child({ batchId });
   const publishing = new InFlight(config.publishConcurrency);
   let chunk: string[] = [];

@@ -4,7 +4,7 @@ import { BATCH_ID_PATTERN, BatchStore, JOB_LABELS, batchSlug, batchTables, paths
 import { ChainError, errorMessage } from '../shared/errors';
 import { describeIssues } from '../shared/events';
 import type { Logger, QueryResult } from '../shared/ports';
-import { enrichedProfile, mergeEnriched } from '../shared/sql/statements';
+import { enrichedCreationDays, enrichedProfile, mergeEnriched } from '../shared/sql/statements';
 import { dialectOf } from '../shared/sql/render';
 import type { ChainDependencies } from './dependencies';
 
@@ -88,7 +88,7 @@ export async function mergeBatch(deps: ChainDependencies, logger: Logger, batchI
   const dialect = dialectOf(warehouse, config);
   const tables = batchTables(config.stagingDataset, batchId);
   const profile = (await warehouse.query(enrichedProfile(dialect, tables.enriched))).rows;
-  const days = [...new Set(profile.filter((r) => r.day !== null).map((r) => String(r.day)))];
+  const days = creationDays((await warehouse.query(enrichedCreationDays(dialect, tables.enriched))).rows);
   const statusCounts: Record<string, number> = {};
   let sourceRows = 0;
   for (const row of profile) {
@@ -135,6 +135,24 @@ export async function mergeBatch(deps: ChainDependencies, logger: Logger, batchI
   for (const table of [tables.ids, tables.params, tables.enriched]) {
     await warehouse.dropTable(table).catch((error) => logger.warn('Could not drop a batch table; it expires on its own', { table: table.table, error }));
   }
+}
+
+const DAY_MS = 86_400_000;
+/** A version's created_at more than this after the earliest one's is not spanned day by day (its own day still is). */
+const MAX_SPANNED_DAYS = 31;
+
+/** Every day from each operation's first to its last creation day, for the MERGE's partition filter. */
+export function creationDays(rows: Record<string, unknown>[]): string[] {
+  const days = new Set<string>();
+  for (const row of rows) {
+    if (row.first_day === null || row.first_day === undefined) continue;
+    const first = Date.parse(`${String(row.first_day)}T00:00:00Z`);
+    const last = row.last_day === null || row.last_day === undefined ? first : Date.parse(`${String(row.last_day)}T00:00:00Z`);
+    days.add(String(row.first_day));
+    days.add(new Date(last).toISOString().slice(0, 10));
+    for (let day = first + DAY_MS, n = 1; day < last && n < MAX_SPANNED_DAYS; day += DAY_MS, n++) days.add(new Date(day).toISOString().slice(0, 10));
+  }
+  return [...days].sort();
 }
 
 /** Records that the batch's job ended without output; the reconciler relaunches it while attempts remain. */

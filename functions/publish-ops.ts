@@ -2,10 +2,12 @@ import type { Request, Response } from '@google-cloud/functions-framework';
 import type { RejectedRows } from '../shared/batch';
 import { BadRequestError, ChainError, ConflictError, errorMessage } from '../shared/errors';
 import { acquireLease, leaseOptionsOf, releaseLease } from '../shared/lease';
-import { changedOperationIds, rejectedRowCounts } from '../shared/sql/statements';
+import { newBatchId } from '../shared/batch';
+import { changedOperationIds } from '../shared/sql/statements';
 import { dialectOf } from '../shared/sql/render';
 import type { ChainDependencies } from './dependencies';
 import { extractBatch } from './extract';
+import { quarantineWindow, warnDuplicateReferenceKeys } from './quarantine';
 import { reconcileBatches, type ReconcileAction } from './reconciler';
 import { checkReplay, parsePublishRequest, replay, type ReplayResult } from './replay';
 
@@ -81,15 +83,13 @@ export async function publishChangedOperations(deps: ChainDependencies): Promise
   const dialect = dialectOf(warehouse, config);
   const tables = { ussd: config.tables.ussd, transactions: config.tables.transactions };
 
-  const rejectedRow = (await warehouse.query(rejectedRowCounts(dialect, tables, { from: watermark.toISOString(), to: window.to }))).rows[0] ?? {};
-  const rejected: RejectedRows = { missingOperationId: Number(rejectedRow.missing_operation_id ?? 0), missingSourceTimestamp: Number(rejectedRow.missing_source_timestamp ?? 0) };
+  // The run's batch ID is known before the extraction, so the quarantine records it.
+  const batchId = newBatchId(to, deps.batchSuffix?.());
+  const rejected: RejectedRows = await quarantineWindow(deps, window, batchId, deps.logger);
+  await warnDuplicateReferenceKeys(deps, deps.logger.child({ batchId }));
 
-  deps.logger.info('Extracting changed operations', { window });
-  const batch = await extractBatch(deps, { source: { query: changedOperationIds(dialect, tables, window) }, window, asOf: to, rejected }, deps.logger);
-  // Logged once the batch has its ID, so the warning names the batch whose manifest records them.
-  if (rejected.missingOperationId + rejected.missingSourceTimestamp > 0) {
-    deps.logger.warn('Source rows that cannot be consolidated (no operation_id or no source_timestamp)', { ...rejected, window, ...(batch.batchId ? { batchId: batch.batchId } : {}) });
-  }
+  deps.logger.info('Extracting changed operations', { window, batchId });
+  const batch = await extractBatch(deps, { source: { query: changedOperationIds(dialect, tables, window) }, window, asOf: to, rejected, batchId }, deps.logger);
   if (batch.batchId === undefined) {
     await advanceWatermark(deps, watermarkObject?.generation, to, undefined);
     deps.logger.info('No operation changed in the window; watermark advanced', { window, watermark: to.toISOString() });

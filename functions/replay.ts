@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { BadRequestError } from '../shared/errors';
+import { BLANK, MAX_ID_LENGTH, codePoints } from '../shared/rejects';
 import { describeIssues } from '../shared/events';
 import { changedOperationIds } from '../shared/sql/statements';
 import { dialectOf } from '../shared/sql/render';
@@ -20,7 +21,11 @@ const rfc3339 = z
   .string()
   .refine((s) => /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)$/.test(s) && !Number.isNaN(Date.parse(s)) && realDay(s), 'must be an RFC 3339 timestamp such as 2026-01-15T10:00:00Z');
 const windowBody = z.object({ from: rfc3339, to: rfc3339 }).strict();
-const idsBody = z.object({ ids: z.array(z.string().min(1, 'an ID must not be empty').max(128, 'an ID is at most 128 characters')).min(1, 'must list at least one ID') }).strict();
+const operationId = z
+  .string()
+  .refine((id) => !BLANK.test(id), 'an ID must not be empty or blank')
+  .refine((id) => codePoints(id) <= MAX_ID_LENGTH, `an ID is at most ${MAX_ID_LENGTH} characters`);
+const idsBody = z.object({ ids: z.array(operationId).min(1, 'must list at least one ID') }).strict();
 
 /**
  * Reads publishOps' request body: none (or `{}`) for the scheduler, `{"from", "to"}` or
@@ -90,7 +95,7 @@ export async function replay(deps: ChainDependencies, request: Exclude<PublishRe
   logger.info(`Replay of the ${requested}, as of the watermark`, { asOf: watermark.toISOString() });
   const extracted = await extractBatch(
     deps,
-    { source, window, asOf: watermark, rejected: { missingOperationId: 0, missingSourceTimestamp: 0 }, replay: { kind: request.kind === 'replay-window' ? 'window' : 'ids', requested } },
+    { source, window, asOf: watermark, rejected: {}, replay: { kind: request.kind === 'replay-window' ? 'window' : 'ids', requested } },
     logger,
   );
   if (extracted.batchId === undefined) return { status: 'empty', replay: requested, window, asOf: watermark.toISOString(), idCount: 0 };

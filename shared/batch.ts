@@ -67,7 +67,8 @@ const isoTimestamp = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'mus
 export const windowSchema = z.object({ from: isoTimestamp, to: isoTimestamp }).strict();
 export type Window = z.infer<typeof windowSchema>;
 
-export const rejectedSchema = z.object({ missingOperationId: z.number().int().min(0), missingSourceTimestamp: z.number().int().min(0) });
+/** Source rows the batch's run newly quarantined, per reason (shared/rejects.ts); older manifests hold other keys, kept as they are. */
+export const rejectedSchema = z.record(z.string(), z.number().int().min(0));
 export type RejectedRows = z.infer<typeof rejectedSchema>;
 
 export const manifestSchema = z.object({

@@ -35,6 +35,7 @@ export const VARIABLES = {
   AGENTS_TABLE: { schema: identifier, default: 'agents', description: 'Agents reference table.' },
   CONSOLIDATED_DATASET: { schema: identifier, default: 'consolidated_dataset', description: 'Dataset (DuckDB: schema) of the consolidated table.' },
   CONSOLIDATED_TABLE: { schema: identifier, default: 'consolidated_table', description: 'The consolidated table.' },
+  QUARANTINE_TABLE: { schema: identifier, default: 'quarantine', description: 'Table (in CONSOLIDATED_DATASET) of the source rows that cannot be consolidated, each with its reason.' },
   STAGING_DATASET: { schema: identifier, default: 'consolidation_staging', description: 'Dataset (DuckDB: schema) of the per-batch IDs, parameters and temp tables.' },
   IDS_TOPIC: { schema: topicName, default: 'ussd-operations-topic', description: 'Topic of the ID chunks and seals (publishOps -> collectIds).' },
   BATCHES_TOPIC: { schema: topicName, default: 'consolidation-batches', description: 'Topic announcing complete batches (collectIds -> launchDataflow).' },
@@ -76,6 +77,7 @@ export interface Config {
     services: { dataset: string; table: string };
     agents: { dataset: string; table: string };
     consolidated: { dataset: string; table: string };
+    quarantine: { dataset: string; table: string };
   };
   stagingDataset: string;
   idsTopic: string;
@@ -153,6 +155,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       services: source(v.SERVICES_TABLE),
       agents: source(v.AGENTS_TABLE),
       consolidated: { dataset: v.CONSOLIDATED_DATASET, table: v.CONSOLIDATED_TABLE },
+      quarantine: { dataset: v.CONSOLIDATED_DATASET, table: v.QUARANTINE_TABLE },
     },
     stagingDataset: v.STAGING_DATASET,
     idsTopic: v.IDS_TOPIC,

@@ -1,4 +1,5 @@
 import type { CycleReport } from '../local/cycle';
+import { formatRejectCounts } from '../rejects';
 
 const ms = (value: number) => (value >= 10_000 ? `${(value / 1000).toFixed(1)} s` : `${Math.round(value)} ms`);
 const hhmm = (iso: string) => iso.slice(11, 19);
@@ -25,7 +26,7 @@ export function formatCycle(n: number, report: CycleReport): string[] {
     lines.push(`  reconciler: ${action.batchId} ${action.action}: ${action.detail}`);
   }
   if (report.refused) lines.push(`  ${report.refused} concurrent call(s) refused with 409 (the lease was held)`);
-  if (report.rejected) lines.push(`  rejected rows: ${report.rejected.missingOperationId} without operation_id, ${report.rejected.missingSourceTimestamp} without source_timestamp`);
+  if (report.rejected) lines.push(`  quarantined rows: ${formatRejectCounts(report.rejected)}`);
   const s = report.stagesMs;
   if (s) lines.push(`  time: publish ${ms(s.publish)} · collect ${ms(s.collect)} · stage IDs + launch ${ms(s.launch)} · pipeline ${ms(s.pipeline)} · merge ${ms(s.merge)} · total ${ms(s.total)}`);
   if (!report.ok) lines.push(`  FAILED: ${report.error ?? report.outcome}`);

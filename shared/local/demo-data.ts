@@ -544,7 +544,7 @@ const timestampParam = (date: Date): DuckDBTimestampTZValue => new DuckDBTimesta
 class SeedSink implements RowSink {
   readonly held = { ussd: 0, transactions: 0 };
   readonly duplicates = { ussd: 0, transactions: 0 };
-  readonly rejects: RejectedRows = { missingOperationId: 0, missingSourceTimestamp: 0 };
+  readonly rejects = { MISSING_OPERATION_ID: 0, MISSING_SOURCE_TIMESTAMP: 0 } satisfies RejectedRows;
 
   constructor(private readonly rng: Random, private readonly writer: StagedWriter, private readonly end: number) {}
 
@@ -559,11 +559,11 @@ class SeedSink implements RowSink {
     }
     if (this.rng.chance(RATES.nullOperationId)) {
       this.writer.ussd({ ...row, operation_id: null });
-      this.rejects.missingOperationId++;
+      this.rejects.MISSING_OPERATION_ID++;
     }
     if (this.rng.chance(RATES.nullSourceTimestamp)) {
       this.writer.ussd({ ...row, source_timestamp: null });
-      this.rejects.missingSourceTimestamp++;
+      this.rejects.MISSING_SOURCE_TIMESTAMP++;
     }
   }
 

@@ -72,6 +72,8 @@ export class DuckDbWarehouse implements Warehouse {
   async connect(): Promise<DuckDBConnection> {
     const connection = await this.instance.connect();
     await connection.run("SET TimeZone='UTC'");
+    // BigQuery's name for an RE2 search, so that the pipeline file's SQL runs unchanged here.
+    await connection.run('CREATE OR REPLACE TEMP MACRO regexp_contains(s, p) AS regexp_matches(s, p)');
     this.opened.add(connection);
     return connection;
   }
@@ -203,11 +205,23 @@ FROM read_json(CAST($files AS VARCHAR[]), format = 'newline_delimited', columns 
     }
   }
 
-  /** Creates the table from its schema. Partitioning and clustering are BigQuery storage options with no DuckDB equivalent: ignored here. */
+  /**
+   * Creates the table from its schema, or adds the schema's columns an existing table lacks
+   * (always NULLable: a new column of an existing table has no value yet). Partitioning and
+   * clustering are BigQuery storage options with no DuckDB equivalent: ignored here.
+   */
   async ensureTable(table: TableRef, schema: SchemaField[], _options?: { partitionField?: string; clusterFields?: string[] }): Promise<void> {
     try {
       await this.ensureSchema(table.dataset);
       await retryOnConflict(() => this.withConnection((c) => c.run(duckdbCreateTable(this.qualify(table), schema))));
+      const existing = await this.withConnection((c) =>
+        c.runAndReadAll('SELECT column_name FROM information_schema.columns WHERE table_schema = $schema AND table_name = $table', { schema: table.dataset, table: table.table }),
+      );
+      const present = new Set(existing.getRows().map((row) => String(row[0])));
+      for (const field of schema.filter((f) => !present.has(f.name))) {
+        const column = `"${checkedIdentifier(field.name)}" ${duckdbType(field.type)}`;
+        await retryOnConflict(() => this.withConnection((c) => c.run(`ALTER TABLE ${this.qualify(table)} ADD COLUMN IF NOT EXISTS ${column}`)));
+      }
     } catch (error) {
       throw warehouseError(`Creating the table ${this.plainName(table)} failed`, error, { table: this.plainName(table) });
     }

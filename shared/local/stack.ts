@@ -113,6 +113,7 @@ export class LocalStack {
       throw error;
     }
     await warehouse.ensureTable(config.tables.consolidated, loadSchema('consolidated_table'), { partitionField: 'created_at', clusterFields: ['operation_id'] });
+    await warehouse.ensureTable(config.tables.quarantine, loadSchema('quarantine'), { partitionField: 'first_seen_at', clusterFields: ['reason', 'batch_id'] });
 
     // The servers start before the publisher is known (the emulator's push endpoints need
     // their URLs), so the handlers publish through a forwarder set just below.

@@ -12,6 +12,10 @@ export interface SqlDialect {
   param(name: string, type: ParamType): string;
   /** `expr IN <array parameter>`. */
   inArray(expr: string, name: string, type: ParamType): string;
+  /** A typed NULL. */
+  nullOf(type: ParamType): string;
+  /** A hexadecimal MD5 of a whole row (a table alias), stable from one run to the next in that engine. */
+  rowFingerprint(alias: string): string;
 }
 
 const DUCKDB_PARAM_TYPES: Record<ParamType, string> = {
@@ -22,6 +26,16 @@ const DUCKDB_PARAM_TYPES: Record<ParamType, string> = {
   DATE: 'DATE',
   STRING_ARRAY: 'VARCHAR[]',
   DATE_ARRAY: 'DATE[]',
+};
+
+const BIGQUERY_TYPES: Record<ParamType, string> = {
+  STRING: 'STRING',
+  INT64: 'INT64',
+  BOOL: 'BOOL',
+  TIMESTAMP: 'TIMESTAMP',
+  DATE: 'DATE',
+  STRING_ARRAY: 'ARRAY<STRING>',
+  DATE_ARRAY: 'ARRAY<DATE>',
 };
 
 const PARAM_NAME = /^[a-z_][a-z0-9_]*$/;
@@ -37,6 +51,8 @@ export function bigqueryDialect(project: string): SqlDialect {
     table: (ref) => `\`${project}.${ref.dataset}.${ref.table}\``,
     param: (name) => `@${checkedName(name)}`,
     inArray: (expr, name) => `${expr} IN UNNEST(@${checkedName(name)})`,
+    nullOf: (type) => `CAST(NULL AS ${BIGQUERY_TYPES[type]})`,
+    rowFingerprint: (alias) => `TO_HEX(MD5(TO_JSON_STRING(${checkedName(alias)})))`,
   };
 }
 
@@ -45,4 +61,6 @@ export const duckdbDialect: SqlDialect = {
   table: (ref) => `"${ref.dataset}"."${ref.table}"`,
   param: (name, type) => `CAST($${checkedName(name)} AS ${DUCKDB_PARAM_TYPES[type]})`,
   inArray: (expr, name, type) => `list_contains(CAST($${checkedName(name)} AS ${DUCKDB_PARAM_TYPES[type]}), ${expr})`,
+  nullOf: (type) => `CAST(NULL AS ${DUCKDB_PARAM_TYPES[type]})`,
+  rowFingerprint: (alias) => `md5(CAST(to_json(${checkedName(alias)}) AS VARCHAR))`,
 };

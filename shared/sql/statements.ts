@@ -1,5 +1,6 @@
+import { BLANK_PATTERN, MAX_ID_LENGTH, VALID_FROM, validTo } from '../rejects';
 import { loadSchema } from '../schema';
-import type { Statement, TableRef } from '../ports';
+import type { QueryParams, Statement, TableRef } from '../ports';
 import type { SqlDialect } from './dialect';
 
 /**
@@ -12,43 +13,193 @@ export interface SourceTables {
   transactions: TableRef;
 }
 
-/** IDs of the operations that changed in (from, to]: their USSD row, or their transaction. */
+/** The parameters of every rule of shared/rejects.ts, for a window ending at `windowTo`. */
+function ruleParams(windowTo: string): QueryParams {
+  return {
+    valid_from: { type: 'TIMESTAMP', value: VALID_FROM },
+    valid_to: { type: 'TIMESTAMP', value: validTo(windowTo) },
+    blank_pattern: { type: 'STRING', value: BLANK_PATTERN },
+    max_id_length: { type: 'INT64', value: MAX_ID_LENGTH },
+  };
+}
+
+/** A USSD row that can be consolidated (as of `to`): the negation of every USSD reject rule. */
+function consolidableUssd(d: SqlDialect, u: string, to: string): string {
+  const from = d.param('valid_from', 'TIMESTAMP');
+  return `${u}.operation_id IS NOT NULL AND NOT REGEXP_CONTAINS(${u}.operation_id, ${d.param('blank_pattern', 'STRING')})
+    AND LENGTH(${u}.operation_id) <= ${d.param('max_id_length', 'INT64')}
+    AND ${u}.source_timestamp >= ${from} AND ${u}.source_timestamp <= ${to}
+    AND ${u}.created_at >= ${from} AND ${u}.created_at <= ${d.param('valid_to', 'TIMESTAMP')}`;
+}
+
+/**
+ * IDs of the operations that changed in (from, to]: their USSD row, or their transaction. Only
+ * rows that can be consolidated count (the others are quarantined), so no rejected row's ID
+ * reaches a chunk message.
+ */
 export function changedOperationIds(d: SqlDialect, t: SourceTables, window: { from: string; to: string }): Statement {
   const from = d.param('window_from', 'TIMESTAMP');
   const to = d.param('window_to', 'TIMESTAMP');
   return {
     sql: `SELECT DISTINCT operation_id
 FROM (
-  SELECT operation_id
-  FROM ${d.table(t.ussd)}
-  WHERE source_timestamp > ${from} AND source_timestamp <= ${to} AND operation_id IS NOT NULL
+  SELECT u.operation_id
+  FROM ${d.table(t.ussd)} AS u
+  WHERE u.source_timestamp > ${from} AND ${consolidableUssd(d, 'u', to)}
   UNION ALL
   SELECT u.operation_id
   FROM ${d.table(t.ussd)} AS u
   JOIN ${d.table(t.transactions)} AS t ON u.transaction_ref = t.transaction_id
   WHERE t.updated_at > ${from} AND t.updated_at <= ${to}
-    AND u.operation_id IS NOT NULL AND u.source_timestamp IS NOT NULL AND u.source_timestamp <= ${to}
+    AND ${consolidableUssd(d, 'u', to)}
 ) AS changed
 ORDER BY operation_id`,
-    params: { window_from: { type: 'TIMESTAMP', value: window.from }, window_to: { type: 'TIMESTAMP', value: window.to } },
+    params: { window_from: { type: 'TIMESTAMP', value: window.from }, window_to: { type: 'TIMESTAMP', value: window.to }, ...ruleParams(window.to) },
   };
 }
 
 /**
- * Source rows of (from, to] that cannot be consolidated: no operation_id, or no
- * source_timestamp (those are placed in time by created_at, the only time they have).
+ * The source rows that cannot be consolidated, each with the first reason that applies
+ * (shared/rejects.ts). A row is placed in time by its first sane timestamp (source_timestamp,
+ * else created_at; updated_at for a transaction) and taken when that falls in (from, to]; a row
+ * with no sane timestamp at all is taken by every window (the quarantine keeps it once).
  */
-export function rejectedRowCounts(d: SqlDialect, t: SourceTables, window: { from: string; to: string }): Statement {
-  const from = d.param('window_from', 'TIMESTAMP');
-  const to = d.param('window_to', 'TIMESTAMP');
+function rejectedRows(d: SqlDialect, t: SourceTables): string {
+  const from = d.param('valid_from', 'TIMESTAMP');
+  const until = d.param('valid_to', 'TIMESTAMP');
+  const blank = d.param('blank_pattern', 'STRING');
+  const sane = (column: string) => `${column} >= ${from} AND ${column} <= ${until}`;
+  const inWindow = `(placed_at IS NULL OR (placed_at > ${d.param('window_from', 'TIMESTAMP')} AND placed_at <= ${d.param('window_to', 'TIMESTAMP')}))`;
+  return `WITH ussd AS (
+  SELECT
+    CASE
+      WHEN u.operation_id IS NULL OR REGEXP_CONTAINS(u.operation_id, ${blank}) THEN 'MISSING_OPERATION_ID'
+      WHEN LENGTH(u.operation_id) > ${d.param('max_id_length', 'INT64')} THEN 'OPERATION_ID_TOO_LONG'
+      WHEN u.source_timestamp IS NULL THEN 'MISSING_SOURCE_TIMESTAMP'
+      WHEN u.created_at IS NULL THEN 'MISSING_CREATED_AT'
+      WHEN NOT (${sane('u.source_timestamp')}) OR NOT (${sane('u.created_at')}) THEN 'TIMESTAMP_OUT_OF_RANGE'
+    END AS reason,
+    CASE
+      WHEN ${sane('u.source_timestamp')} THEN u.source_timestamp
+      WHEN ${sane('u.created_at')} THEN u.created_at
+    END AS placed_at,
+    u.operation_id, u.transaction_ref, u.created_at, u.source_timestamp,
+    ${d.rowFingerprint('u')} AS row_fingerprint
+  FROM ${d.table(t.ussd)} AS u
+),
+transactions AS (
+  SELECT
+    CASE
+      WHEN t.transaction_id IS NULL OR REGEXP_CONTAINS(t.transaction_id, ${blank}) THEN 'MISSING_TRANSACTION_ID'
+      WHEN t.updated_at IS NULL THEN 'TRANSACTION_WITHOUT_UPDATED_AT'
+      WHEN NOT (${sane('t.updated_at')}) THEN 'TIMESTAMP_OUT_OF_RANGE'
+    END AS reason,
+    CASE WHEN ${sane('t.updated_at')} THEN t.updated_at END AS placed_at,
+    t.transaction_id, t.updated_at,
+    ${d.rowFingerprint('t')} AS row_fingerprint
+  FROM ${d.table(t.transactions)} AS t
+)
+SELECT DISTINCT ${d.param('ussd_table_name', 'STRING')} AS source_table, reason, operation_id, transaction_ref, ${d.nullOf('STRING')} AS transaction_id,
+  created_at, source_timestamp, ${d.nullOf('TIMESTAMP')} AS updated_at, row_fingerprint
+FROM ussd
+WHERE reason IS NOT NULL AND ${inWindow}
+UNION ALL
+SELECT DISTINCT ${d.param('transactions_table_name', 'STRING')} AS source_table, reason, ${d.nullOf('STRING')} AS operation_id, ${d.nullOf('STRING')} AS transaction_ref, transaction_id,
+  ${d.nullOf('TIMESTAMP')} AS created_at, ${d.nullOf('TIMESTAMP')} AS source_timestamp, updated_at, row_fingerprint
+FROM transactions
+WHERE reason IS NOT NULL AND ${inWindow}`;
+}
+
+const QUARANTINE_COLUMNS = ['source_table', 'reason', 'operation_id', 'transaction_ref', 'transaction_id', 'created_at', 'source_timestamp', 'updated_at', 'row_fingerprint'];
+
+/**
+ * Records the window's rejected rows in the quarantine table, each once: an entry is keyed by
+ * table, reason and the row's fingerprint, so a row read again (the lookback, a row with no sane
+ * timestamp) keeps its first batch and first-seen time. The MERGE's inserted count is the
+ * number of rows newly quarantined.
+ */
+export function quarantineRejectedRows(
+  d: SqlDialect,
+  t: SourceTables & { quarantine: TableRef },
+  window: { from: string; to: string },
+  batch: { batchId: string; seenAt: string },
+): Statement {
   return {
-    sql: `SELECT
-  COALESCE(SUM(CASE WHEN source_timestamp IS NOT NULL THEN 1 ELSE 0 END), 0) AS missing_operation_id,
-  COALESCE(SUM(CASE WHEN source_timestamp IS NULL THEN 1 ELSE 0 END), 0) AS missing_source_timestamp
-FROM ${d.table(t.ussd)}
-WHERE (operation_id IS NULL AND source_timestamp > ${from} AND source_timestamp <= ${to})
-   OR (source_timestamp IS NULL AND created_at > ${from} AND created_at <= ${to})`,
-    params: { window_from: { type: 'TIMESTAMP', value: window.from }, window_to: { type: 'TIMESTAMP', value: window.to } },
+    sql: `MERGE INTO ${d.table(t.quarantine)} AS Q
+USING (
+${rejectedRows(d, t)}
+) AS S
+ON Q.source_table = S.source_table AND Q.reason = S.reason AND Q.row_fingerprint = S.row_fingerprint
+WHEN NOT MATCHED THEN INSERT (${QUARANTINE_COLUMNS.join(', ')}, batch_id, first_seen_at)
+VALUES (${QUARANTINE_COLUMNS.map((c) => `S.${c}`).join(', ')}, ${d.param('batch_id', 'STRING')}, ${d.param('seen_at', 'TIMESTAMP')})`,
+    params: {
+      window_from: { type: 'TIMESTAMP', value: window.from },
+      window_to: { type: 'TIMESTAMP', value: window.to },
+      ...ruleParams(window.to),
+      ussd_table_name: { type: 'STRING', value: t.ussd.table },
+      transactions_table_name: { type: 'STRING', value: t.transactions.table },
+      batch_id: { type: 'STRING', value: batch.batchId },
+      seen_at: { type: 'TIMESTAMP', value: batch.seenAt },
+    },
+  };
+}
+
+/** Rows a run newly quarantined, per reason. */
+export function quarantinedByBatch(d: SqlDialect, quarantine: TableRef, batchId: string): Statement {
+  return quarantineCounts(d, quarantine, { batchId });
+}
+
+const QUARANTINE_FILTER = (d: SqlDialect) =>
+  `(${d.param('reason', 'STRING')} IS NULL OR reason = ${d.param('reason', 'STRING')}) AND (${d.param('batch_id', 'STRING')} IS NULL OR batch_id = ${d.param('batch_id', 'STRING')})`;
+
+/** `consolidate rejects`: the quarantine's entries, newest first, optionally of one reason or one batch. */
+export function listQuarantine(d: SqlDialect, quarantine: TableRef, filter: { reason?: string; batchId?: string; limit: number }): Statement {
+  return {
+    sql: `SELECT ${[...QUARANTINE_COLUMNS, 'batch_id', 'first_seen_at'].join(', ')}
+FROM ${d.table(quarantine)}
+WHERE ${QUARANTINE_FILTER(d)}
+ORDER BY first_seen_at DESC, source_table, reason, row_fingerprint
+LIMIT ${d.param('row_limit', 'INT64')}`,
+    params: {
+      reason: { type: 'STRING', value: filter.reason ?? null },
+      batch_id: { type: 'STRING', value: filter.batchId ?? null },
+      row_limit: { type: 'INT64', value: filter.limit },
+    },
+  };
+}
+
+/** The quarantine's entries per reason, optionally of one reason or one batch. */
+export function quarantineCounts(d: SqlDialect, quarantine: TableRef, filter: { reason?: string; batchId?: string }): Statement {
+  return {
+    sql: `SELECT reason, COUNT(*) AS row_count
+FROM ${d.table(quarantine)}
+WHERE ${QUARANTINE_FILTER(d)}
+GROUP BY reason
+ORDER BY reason`,
+    params: { reason: { type: 'STRING', value: filter.reason ?? null }, batch_id: { type: 'STRING', value: filter.batchId ?? null } },
+  };
+}
+
+/** Keys that appear more than once in a reference table (the pipeline picks one row per key by a fixed rule). */
+export function duplicateReferenceKeys(d: SqlDialect, tables: { services: TableRef; agents: TableRef }): Statement {
+  return {
+    sql: `SELECT reference, reference_key, row_count
+FROM (
+  SELECT 'services' AS reference, service_id AS reference_key, COUNT(*) AS row_count
+  FROM ${d.table(tables.services)}
+  WHERE service_id IS NOT NULL
+  GROUP BY service_id
+  HAVING COUNT(*) > 1
+  UNION ALL
+  SELECT 'agents' AS reference, agent_code AS reference_key, COUNT(*) AS row_count
+  FROM ${d.table(tables.agents)}
+  WHERE agent_code IS NOT NULL
+  GROUP BY agent_code
+  HAVING COUNT(*) > 1
+) AS duplicated
+ORDER BY reference, reference_key
+LIMIT 100`,
+    params: {},
   };
 }
 
@@ -56,8 +207,30 @@ WHERE (operation_id IS NULL AND source_timestamp > ${from} AND source_timestamp 
 export function createBatchParams(d: SqlDialect, params: TableRef, batch: { batchId: string; windowTo: string }): Statement {
   return {
     sql: `CREATE OR REPLACE TABLE ${d.table(params)} AS
-SELECT ${d.param('batch_id', 'STRING')} AS batch_id, ${d.param('window_to', 'TIMESTAMP')} AS window_to`,
-    params: { batch_id: { type: 'STRING', value: batch.batchId }, window_to: { type: 'TIMESTAMP', value: batch.windowTo } },
+SELECT ${d.param('batch_id', 'STRING')} AS batch_id, ${d.param('window_to', 'TIMESTAMP')} AS window_to,
+  ${d.param('valid_from', 'TIMESTAMP')} AS valid_from, ${d.param('valid_to', 'TIMESTAMP')} AS valid_to, ${d.param('blank_pattern', 'STRING')} AS blank_pattern`,
+    params: {
+      batch_id: { type: 'STRING', value: batch.batchId },
+      window_to: { type: 'TIMESTAMP', value: batch.windowTo },
+      valid_from: { type: 'TIMESTAMP', value: VALID_FROM },
+      valid_to: { type: 'TIMESTAMP', value: validTo(batch.windowTo) },
+      blank_pattern: { type: 'STRING', value: BLANK_PATTERN },
+    },
+  };
+}
+
+/**
+ * The creation days an enriched operation's row may sit on in the consolidated table: from its
+ * earliest to its latest version's created_at (the consolidated row keeps the earliest, which a
+ * late older version can move), for the MERGE's partition filter.
+ */
+export function enrichedCreationDays(d: SqlDialect, enriched: TableRef): Statement {
+  return {
+    sql: `SELECT DISTINCT CAST(created_at AS DATE) AS first_day, CAST(created_at_last AS DATE) AS last_day
+FROM ${d.table(enriched)}
+WHERE operation_id IS NOT NULL
+ORDER BY first_day, last_day`,
+    params: {},
   };
 }
 

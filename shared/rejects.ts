@@ -1,0 +1,50 @@
+/**
+ * What makes a source row impossible to consolidate, and the fixed vocabulary of reasons the
+ * quarantine records. The SQL statements (shared/sql/statements.ts), the pipeline's parameters
+ * table and the tests' oracle all apply these same rules.
+ */
+
+export const REJECT_REASONS = [
+  'MISSING_OPERATION_ID',
+  'OPERATION_ID_TOO_LONG',
+  'MISSING_SOURCE_TIMESTAMP',
+  'MISSING_CREATED_AT',
+  'TIMESTAMP_OUT_OF_RANGE',
+  'MISSING_TRANSACTION_ID',
+  'TRANSACTION_WITHOUT_UPDATED_AT',
+] as const;
+export type RejectReason = (typeof REJECT_REASONS)[number];
+
+/** Per reason, rows newly quarantined (reasons with no row are left out). */
+export type RejectCounts = Partial<Record<RejectReason, number>>;
+
+/** An operation ID longer than this cannot travel in a chunk message (1,000 IDs a message) or a replay. */
+export const MAX_ID_LENGTH = 128;
+
+/** The earliest sane timestamp. */
+export const VALID_FROM = '1970-01-01T00:00:00.000Z';
+
+/** How far past the window's end a timestamp may lie (clock skew) before it counts as out of range. */
+export const FUTURE_SKEW_MS = 24 * 3600 * 1000;
+
+/** The latest sane timestamp for a window ending at `windowTo`. */
+export function validTo(windowTo: string | Date): string {
+  return new Date(new Date(windowTo).getTime() + FUTURE_SKEW_MS).toISOString();
+}
+
+/**
+ * A blank ID: empty, or only whitespace (ASCII, Unicode separators, zero-width space, BOM).
+ * RE2 syntax, for BigQuery's REGEXP_CONTAINS and DuckDB's regexp_matches; passed as a value.
+ */
+export const BLANK_PATTERN = '^[\\t\\n\\x{0B}\\f\\r \\p{Z}\\x{200B}\\x{FEFF}]*$';
+
+/** The same class for JavaScript (replay bodies, the tests' oracle). */
+export const BLANK = /^[\t\n\v\f\r \p{Z}\u200B\uFEFF]*$/u;
+
+/** A string's length as both engines count it: in code points. */
+export const codePoints = (s: string): number => [...s].length;
+
+export function formatRejectCounts(counts: RejectCounts | Record<string, number> | undefined): string {
+  const entries = Object.entries(counts ?? {}).filter(([, n]) => (n ?? 0) > 0);
+  return entries.length === 0 ? 'none' : entries.sort(([a], [b]) => a.localeCompare(b)).map(([reason, n]) => `${reason} ${n}`).join(' · ');
+}

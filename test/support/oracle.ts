@@ -18,7 +18,7 @@ import {
   DuckDBTimestampValue,
   type DuckDBValue,
 } from '@duckdb/node-api';
-import type { RejectedRows } from '../../shared/batch';
+import { BLANK, MAX_ID_LENGTH, VALID_FROM, codePoints, validTo, type RejectReason } from '../../shared/rejects';
 import { loadSchema } from '../../shared/schema';
 
 export type ReconciliationStatus = 'MISSING_TRANSACTION' | 'PENDING' | 'AMOUNT_MISMATCH' | 'MATCHED' | 'STATUS_MISMATCH';
@@ -46,6 +46,9 @@ export interface ExpectedRow {
   agent_region: string | null;
   reconciliation_status: ReconciliationStatus;
   version_ts: Date;
+  transaction_ref: string | null;
+  agent_code: string | null;
+  service_id: string | null;
 }
 
 /** The (quoted) source tables; by default the demo's, in DuckDB's `main` schema. */
@@ -155,34 +158,113 @@ function normalizedAny(value: DuckDBValue): string | null {
   return String(value);
 }
 
-/**
- * The latest row per key among the rows with a key and a timestamp <= asOf. Two different rows
- * sharing the latest timestamp make "the latest row" undefined: that is an error of the data,
- * reported rather than decided arbitrarily. Exact duplicates are one row.
- */
-async function latestRows(connection: DuckDBConnection, table: string, keyColumn: string, timeColumn: string, asOf: bigint): Promise<Map<string, SourceRow>> {
-  const latest = new Map<string, { row: SourceRow; at: bigint }>();
-  await forEachRow(connection, table, (row) => {
-    const key = text(row[keyColumn]);
-    const at = epochMicros(row[timeColumn]);
-    if (key === null || at === null || at > asOf) return;
-    const current = latest.get(key);
-    if (!current || at > current.at) latest.set(key, { row, at });
-    else if (at === current.at && fingerprint(row) !== fingerprint(current.row)) {
-      throw new Error(`${table}: two different rows of ${keyColumn} ${key} share the latest ${timeColumn}; the latest row is ambiguous`);
-    }
-  });
-  return new Map([...latest].map(([key, { row }]) => [key, row]));
+// ---------------------------------------------------------------------------------------------
+// The reject rules and the tie rules (README "Quarantine" and "Tie rules"), written again here
+
+const VALID_FROM_MICROS = BigInt(Date.parse(VALID_FROM)) * 1000n;
+const validToMicros = (asOf: Date): bigint => BigInt(Date.parse(validTo(asOf))) * 1000n;
+const isBlank = (value: string | null): boolean => value === null || BLANK.test(value);
+const sane = (micros: bigint | null, upper: bigint): micros is bigint => micros !== null && micros >= VALID_FROM_MICROS && micros <= upper;
+
+/** The first reject rule a USSD row breaks, as of a window ending at `asOf`; undefined for a row that can be consolidated. */
+export function ussdRejectReason(row: SourceRow, asOf: Date): RejectReason | undefined {
+  const id = text(row.operation_id);
+  const upper = validToMicros(asOf);
+  if (isBlank(id)) return 'MISSING_OPERATION_ID';
+  if (codePoints(id as string) > MAX_ID_LENGTH) return 'OPERATION_ID_TOO_LONG';
+  const st = epochMicros(row.source_timestamp);
+  const ca = epochMicros(row.created_at);
+  if (st === null) return 'MISSING_SOURCE_TIMESTAMP';
+  if (ca === null) return 'MISSING_CREATED_AT';
+  if (!sane(st, upper) || !sane(ca, upper)) return 'TIMESTAMP_OUT_OF_RANGE';
+  return undefined;
 }
 
-/** A reference table by key; a duplicated key would duplicate consolidated rows, so it is an error. */
-async function referenceRows(connection: DuckDBConnection, table: string, keyColumn: string): Promise<Map<string, SourceRow>> {
+export function transactionRejectReason(row: SourceRow, asOf: Date): RejectReason | undefined {
+  if (isBlank(text(row.transaction_id))) return 'MISSING_TRANSACTION_ID';
+  const at = epochMicros(row.updated_at);
+  if (at === null) return 'TRANSACTION_WITHOUT_UPDATED_AT';
+  if (!sane(at, validToMicros(asOf))) return 'TIMESTAMP_OUT_OF_RANGE';
+  return undefined;
+}
+
+type Ordered = bigint | string | null;
+
+/** Compares two rows column by column: greater first, NULL last; strings by their UTF-8 bytes, as both engines order them. */
+function compareKeys(a: Ordered[], b: Ordered[]): number {
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    const y = b[i];
+    if (x === y) continue;
+    if (x === null) return -1;
+    if (y === null) return 1;
+    const c = typeof x === 'bigint' && typeof y === 'bigint' ? (x < y ? -1 : x > y ? 1 : 0) : Buffer.compare(Buffer.from(String(x)), Buffer.from(String(y)));
+    if (c !== 0) return c;
+  }
+  return 0;
+}
+
+const scaled = (value: DuckDBValue): bigint | null => {
+  const decimal = decimalText(value);
+  if (decimal === null) return null;
+  const [whole, fraction] = decimal.split('.');
+  return BigInt(`${whole}${fraction.padEnd(SCALE, '0').slice(0, SCALE)}`);
+};
+const USSD_STATUS_RANK: Record<string, bigint> = { SUCCESS: 4n, FAILED: 3n, TIMEOUT: 2n, INITIATED: 1n };
+const TRANSACTION_STATUS_RANK: Record<string, bigint> = { REVERSED: 4n, SUCCESSFUL: 3n, FAILED: 2n, PENDING: 1n };
+
+function ussdOrder(row: SourceRow): Ordered[] {
+  return [
+    epochMicros(row.source_timestamp),
+    USSD_STATUS_RANK[text(row.status) ?? ''] ?? 0n,
+    scaled(row.amount),
+    ...['currency', 'transaction_ref', 'agent_code', 'msisdn', 'service_code', 'operation_type', 'session_id'].map((c) => text(row[c])),
+    epochMicros(row.created_at),
+  ];
+}
+
+function transactionOrder(row: SourceRow): Ordered[] {
+  return [
+    epochMicros(row.updated_at),
+    TRANSACTION_STATUS_RANK[text(row.status) ?? ''] ?? 0n,
+    scaled(row.amount),
+    scaled(row.fees),
+    scaled(row.commission),
+    text(row.service_id),
+    text(row.partner_ref),
+  ];
+}
+
+/** The winning row per key under `order` among the rows `keep` accepts, and every kept row's created_at range (USSD). */
+async function latestRows(
+  connection: DuckDBConnection,
+  table: string,
+  keyColumn: string,
+  keep: (row: SourceRow) => boolean,
+  order: (row: SourceRow) => Ordered[],
+): Promise<Map<string, { row: SourceRow; firstCreated: bigint | null }>> {
+  const latest = new Map<string, { row: SourceRow; key: Ordered[]; firstCreated: bigint | null }>();
+  await forEachRow(connection, table, (row) => {
+    if (!keep(row)) return;
+    const id = text(row[keyColumn]) as string;
+    const key = order(row);
+    const created = epochMicros(row.created_at ?? null);
+    const current = latest.get(id);
+    const firstCreated = current === undefined ? created : current.firstCreated === null || (created !== null && created < current.firstCreated) ? created : current.firstCreated;
+    if (!current || compareKeys(key, current.key) > 0) latest.set(id, { row, key, firstCreated });
+    else current.firstCreated = firstCreated;
+  });
+  return new Map([...latest].map(([id, { row, firstCreated }]) => [id, { row, firstCreated }]));
+}
+
+/** A reference table by key: of rows repeating a key, the one with the greatest values (NULL last). */
+async function referenceRows(connection: DuckDBConnection, table: string, keyColumn: string, valueColumns: string[]): Promise<Map<string, SourceRow>> {
   const rows = new Map<string, SourceRow>();
   await forEachRow(connection, table, (row) => {
     const key = text(row[keyColumn]);
     if (key === null) return;
-    if (rows.has(key)) throw new Error(`${table}: ${keyColumn} ${key} appears twice`);
-    rows.set(key, row);
+    const current = rows.get(key);
+    if (!current || compareKeys(valueColumns.map((c) => text(row[c])), valueColumns.map((c) => text(current[c]))) > 0) rows.set(key, row);
   });
   return rows;
 }
@@ -215,15 +297,27 @@ export async function expectedConsolidation(
   sources: SourceTables = DEFAULT_SOURCES,
 ): Promise<Map<string, ExpectedRow>> {
   const cutoff = BigInt(asOf.getTime()) * 1000n;
-  const operations = await latestRows(connection, sources.ussd, 'operation_id', 'source_timestamp', cutoff);
-  const transactions = await latestRows(connection, sources.transactions, 'transaction_id', 'updated_at', cutoff);
-  const services = await referenceRows(connection, sources.services, 'service_id');
-  const agents = await referenceRows(connection, sources.agents, 'agent_code');
+  const operations = await latestRows(
+    connection,
+    sources.ussd,
+    'operation_id',
+    (row) => ussdRejectReason(row, asOf) === undefined && (epochMicros(row.source_timestamp) as bigint) <= cutoff,
+    ussdOrder,
+  );
+  const transactions = await latestRows(
+    connection,
+    sources.transactions,
+    'transaction_id',
+    (row) => transactionRejectReason(row, asOf) === undefined && (epochMicros(row.updated_at) as bigint) <= cutoff,
+    transactionOrder,
+  );
+  const services = await referenceRows(connection, sources.services, 'service_id', ['service_name', 'category']);
+  const agents = await referenceRows(connection, sources.agents, 'agent_code', ['agent_name', 'region']);
 
   const expected = new Map<string, ExpectedRow>();
-  for (const [operationId, u] of operations) {
+  for (const [operationId, { row: u, firstCreated }] of operations) {
     const reference = text(u.transaction_ref);
-    const t = reference === null ? null : (transactions.get(reference) ?? null);
+    const t = reference === null ? null : (transactions.get(reference)?.row ?? null);
     const serviceId = t === null ? null : text(t.service_id);
     const s = serviceId === null ? null : (services.get(serviceId) ?? null);
     const agentCode = text(u.agent_code);
@@ -241,7 +335,7 @@ export async function expectedConsolidation(
       amount,
       currency: text(u.currency),
       ussd_status: text(u.status),
-      created_at: toDate(epochMicros(u.created_at)),
+      created_at: toDate(firstCreated),
       source_timestamp: toDate(sourceMicros) as Date,
       transaction_id: t === null ? null : text(t.transaction_id),
       transaction_status: t === null ? null : text(t.status),
@@ -257,29 +351,58 @@ export async function expectedConsolidation(
         t === null ? null : { status: text(t.status), amount: transactionAmount },
       ),
       version_ts: toDate(transactionMicros !== null && transactionMicros > sourceMicros ? transactionMicros : sourceMicros) as Date,
+      transaction_ref: reference,
+      agent_code: agentCode,
+      service_id: serviceId,
     });
   }
   return expected;
 }
 
+/** One quarantine entry as the oracle expects it: its identity and reason (exact duplicate rows are one entry). */
+export interface ExpectedReject {
+  source_table: 'ussd_operations' | 'transactiongu';
+  reason: RejectReason;
+  /** The stored ID (operation_id or transaction_id), NULL as null. */
+  id: string | null;
+  /** The row's normalized values: what tells two entries apart. */
+  fingerprint: string;
+}
+
 /**
- * Source rows that cannot be consolidated, in the window `(from, to]`: rows without
- * operation_id (by their source_timestamp) and rows without source_timestamp (by their
- * created_at; a row missing both counts here).
+ * The quarantine's entries after consolidating every window up to `to` from `from` on: the rows
+ * that break a reject rule as of `to`, placed in time by their first sane timestamp
+ * (source_timestamp, else created_at; updated_at for a transaction) in (from, to], or with no
+ * sane timestamp at all.
  */
-export async function expectedRejects(connection: DuckDBConnection, from: Date, to: Date, sources: SourceTables = DEFAULT_SOURCES): Promise<RejectedRows> {
+export async function expectedRejects(connection: DuckDBConnection, from: Date, to: Date, sources: SourceTables = DEFAULT_SOURCES): Promise<ExpectedReject[]> {
   const lower = BigInt(from.getTime()) * 1000n;
   const upper = BigInt(to.getTime()) * 1000n;
-  const inWindow = (micros: bigint | null): boolean => micros !== null && micros > lower && micros <= upper;
-  const rejects: RejectedRows = { missingOperationId: 0, missingSourceTimestamp: 0 };
+  const saneUntil = validToMicros(to);
+  const placed = (candidates: (bigint | null)[]): boolean => {
+    const at = candidates.find((c) => sane(c, saneUntil));
+    return at === undefined || (at !== null && at > lower && at <= upper);
+  };
+  const entries = new Map<string, ExpectedReject>();
+  const add = (entry: ExpectedReject) => entries.set(`${entry.source_table}|${entry.reason}|${entry.fingerprint}`, entry);
   await forEachRow(connection, sources.ussd, (row) => {
-    if (row.source_timestamp === null) {
-      if (inWindow(epochMicros(row.created_at))) rejects.missingSourceTimestamp++;
-    } else if (row.operation_id === null && inWindow(epochMicros(row.source_timestamp))) {
-      rejects.missingOperationId++;
+    const reason = ussdRejectReason(row, to);
+    if (reason && placed([epochMicros(row.source_timestamp), epochMicros(row.created_at)])) {
+      add({ source_table: 'ussd_operations', reason, id: text(row.operation_id), fingerprint: fingerprint(row) });
     }
   });
-  return rejects;
+  await forEachRow(connection, sources.transactions, (row) => {
+    const reason = transactionRejectReason(row, to);
+    if (reason && placed([epochMicros(row.updated_at)])) add({ source_table: 'transactiongu', reason, id: text(row.transaction_id), fingerprint: fingerprint(row) });
+  });
+  return [...entries.values()];
+}
+
+/** Entries per reason. */
+export function countByReason(entries: { reason: string }[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const { reason } of entries) counts[reason] = (counts[reason] ?? 0) + 1;
+  return counts;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -277,7 +277,7 @@ describe('bad-input corpus', () => {
     }
   });
 
-  describe('source rows without operation_id or source_timestamp -> counted, reported at WARNING, the good rows go on', () => {
+  describe('source rows without operation_id or source_timestamp -> quarantined, reported at WARNING, the good rows go on', () => {
     const USSD: TableRef = { dataset: 'main', table: 'ussd_operations' };
     const TRANSACTIONS: TableRef = { dataset: 'main', table: 'transactiongu' };
     type Row = { operation_id: string | null; created_at: string; source_timestamp: string | null };
@@ -287,6 +287,8 @@ describe('bad-input corpus', () => {
       warehouse = await DuckDbWarehouse.open(':memory:');
       await warehouse.ensureTable(USSD, loadSchema('ussd_operations'));
       await warehouse.ensureTable(TRANSACTIONS, loadSchema('transactiongu'));
+      await warehouse.ensureTable({ dataset: 'consolidated_dataset', table: 'quarantine' }, loadSchema('quarantine'));
+      for (const table of ['services', 'agents'] as const) await warehouse.ensureTable({ dataset: 'main', table }, loadSchema(table));
     });
     afterEach(() => warehouse.close());
 
@@ -300,7 +302,7 @@ VALUES (CAST($id AS VARCHAR), 'SUCCESS', 100, CAST($created AS TIMESTAMPTZ), CAS
       }
     }
 
-    const cases: { name: string; rows: Row[]; published: string[]; rejected: { missingOperationId: number; missingSourceTimestamp: number } }[] = [
+    const cases: { name: string; rows: Row[]; published: string[]; rejected: Record<string, number> }[] = [
       {
         name: 'good rows mixed with a row without operation_id and rows without source_timestamp',
         rows: [
@@ -309,11 +311,11 @@ VALUES (CAST($id AS VARCHAR), 'SUCCESS', 100, CAST($created AS TIMESTAMPTZ), CAS
           { operation_id: 'op-3', created_at: '2026-01-15T10:07:00Z', source_timestamp: null },
           { operation_id: null, created_at: '2026-01-15T10:08:00Z', source_timestamp: null },
           { operation_id: 'op-4', created_at: '2026-01-15T10:03:00Z', source_timestamp: '2026-01-15T10:10:00Z' },
-          // Before the watermark: counted by the run that covered it, not again.
+          // Before the window (and its lookback): quarantined by the run that covered it, not again.
           { operation_id: null, created_at: '2026-01-15T08:00:00Z', source_timestamp: '2026-01-15T08:00:00Z' },
         ],
         published: ['op-1', 'op-4'],
-        rejected: { missingOperationId: 1, missingSourceTimestamp: 2 },
+        rejected: { MISSING_OPERATION_ID: 2, MISSING_SOURCE_TIMESTAMP: 1 },
       },
       {
         name: 'a window holding only rows that cannot be consolidated',
@@ -322,11 +324,11 @@ VALUES (CAST($id AS VARCHAR), 'SUCCESS', 100, CAST($created AS TIMESTAMPTZ), CAS
           { operation_id: 'op-9', created_at: '2026-01-15T10:07:00Z', source_timestamp: null },
         ],
         published: [],
-        rejected: { missingOperationId: 1, missingSourceTimestamp: 1 },
+        rejected: { MISSING_OPERATION_ID: 1, MISSING_SOURCE_TIMESTAMP: 1 },
       },
     ];
     for (const c of cases) {
-      summary.push({ case: c.name, input: 'source rows (DuckDB)', expected: 'WARNING Source rows that cannot be consolidated (counts in the manifest and the answer)' });
+      summary.push({ case: c.name, input: 'source rows (DuckDB)', expected: 'WARNING Source rows quarantined (rows in the quarantine table, counts per reason in the manifest and the answer)' });
       it(c.name, async () => {
         const f = makeFakes();
         f.deps.warehouse = warehouse;
@@ -340,9 +342,10 @@ VALUES (CAST($id AS VARCHAR), 'SUCCESS', 100, CAST($created AS TIMESTAMPTZ), CAS
         assert.deepEqual(body.rejected, c.rejected, 'reported in the answer');
         const warnings = f.logger.at('WARNING');
         assert.equal(warnings.length, 1);
-        assert.match(warnings[0].message, /^Source rows that cannot be consolidated \(no operation_id or no source_timestamp\)$/);
-        assert.equal(warnings[0].fields.missingOperationId, c.rejected.missingOperationId);
-        assert.equal(warnings[0].fields.missingSourceTimestamp, c.rejected.missingSourceTimestamp);
+        assert.match(warnings[0].message, /^Source rows quarantined \(they cannot be consolidated\): .*`consolidate rejects --batch \S+` lists them$/);
+        assert.deepEqual(warnings[0].fields.quarantined, c.rejected);
+        const stored = await warehouse.query({ sql: 'SELECT reason, COUNT(*) AS n FROM "consolidated_dataset"."quarantine" GROUP BY reason', params: {} });
+        assert.deepEqual(Object.fromEntries(stored.rows.map((r) => [r.reason, Number(r.n)])), c.rejected, 'each rejected row is in the quarantine table');
         assert.deepEqual(f.logger.at('ERROR'), []);
         const published = f.publisher.messages.filter((m) => (m.data as { type: string }).type === 'chunk').flatMap((m) => (m.data as { ids: string[] }).ids);
         assert.deepEqual(published.sort(), c.published, 'every good row is published; no NULL becomes an ID');

@@ -119,7 +119,7 @@ describe('publishOps', () => {
         status: 'empty',
         window: { from: '2026-01-15T09:45:00.000Z', to: NOW_MINUS_LAG },
         idCount: 0,
-        rejected: { missingOperationId: 0, missingSourceTimestamp: 0 },
+        rejected: {},
         watermark: NOW_MINUS_LAG,
         reconciled: [],
       });
@@ -155,7 +155,7 @@ describe('publishOps', () => {
           window,
           idCount: c.n,
           chunkCount,
-          rejected: { missingOperationId: 0, missingSourceTimestamp: 0 },
+          rejected: {},
           watermark: NOW_MINUS_LAG,
           reconciled: [],
         });
@@ -181,7 +181,7 @@ describe('publishOps', () => {
           chunkCount,
           idCount: c.n,
           chunkSize: c.chunkSize,
-          rejected: { missingOperationId: 0, missingSourceTimestamp: 0 },
+          rejected: {},
           createdAt: '2026-01-15T10:22:00.000Z',
         });
         const state = f.store.getJson<BatchState>(paths.state(TEST_BATCH_ID));
@@ -227,31 +227,47 @@ describe('publishOps', () => {
         assert.equal(response.statusCode, 200);
         assert.deepEqual((response.body as { window: unknown }).window, { from: c.from, to: c.to });
         const changed = f.warehouse.streams[0].statement;
-        assert.deepEqual(changed.params, { window_from: { type: 'TIMESTAMP', value: c.from }, window_to: { type: 'TIMESTAMP', value: c.to } });
+        assert.deepEqual({ window_from: changed.params.window_from, window_to: changed.params.window_to }, { window_from: { type: 'TIMESTAMP', value: c.from }, window_to: { type: 'TIMESTAMP', value: c.to } });
+        assert.deepEqual(changed.params.valid_to, { type: 'TIMESTAMP', value: new Date(Date.parse(c.to) + 86_400_000).toISOString() }, 'timestamps up to a day past the window are sane');
         assert.equal(f.store.get(WATERMARK), c.to, 'watermark advanced to the end of the window');
         assert.ok((f.publisher.messages.at(-1)?.data as { batchId: string }).batchId.startsWith(c.to.replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z')), 'batch ID sorts by the window end');
       });
     }
   });
 
-  it('rejected rows land in the manifest and are logged at WARNING', async () => {
+  it('rejected rows are quarantined under the batch ID, counted per reason in the manifest and logged at WARNING', async () => {
     const f = makeFakes();
     f.store.put(WATERMARK, '2026-01-15T10:00:00Z');
     f.warehouse.changedIds = ids(4);
-    f.warehouse.rejected = { missing_operation_id: 2, missing_source_timestamp: 3 };
+    f.warehouse.rejected = { MISSING_OPERATION_ID: 2, MISSING_CREATED_AT: 3 };
     const response = await call(f);
     assert.equal(response.statusCode, 200);
-    assert.deepEqual((response.body as { rejected: unknown }).rejected, { missingOperationId: 2, missingSourceTimestamp: 3 });
-    assert.deepEqual(f.store.getJson<Manifest>(paths.manifest(TEST_BATCH_ID))?.rejected, { missingOperationId: 2, missingSourceTimestamp: 3 });
+    assert.deepEqual((response.body as { rejected: unknown }).rejected, { MISSING_OPERATION_ID: 2, MISSING_CREATED_AT: 3 });
+    assert.deepEqual(f.store.getJson<Manifest>(paths.manifest(TEST_BATCH_ID))?.rejected, { MISSING_OPERATION_ID: 2, MISSING_CREATED_AT: 3 });
     const warnings = f.logger.at('WARNING');
     assert.equal(warnings.length, 1);
-    assert.match(warnings[0].message, /cannot be consolidated/);
+    assert.equal(warnings[0].message, `Source rows quarantined (they cannot be consolidated): MISSING_CREATED_AT 3 · MISSING_OPERATION_ID 2; \`consolidate rejects --batch ${TEST_BATCH_ID}\` lists them`);
     assert.equal(warnings[0].fields.batchId, TEST_BATCH_ID);
-    assert.equal(warnings[0].fields.missingOperationId, 2);
-    assert.equal(warnings[0].fields.missingSourceTimestamp, 3);
-    // The rejected rows are counted over (watermark, to], not over the lookback margin.
-    const rejectedQuery = f.warehouse.of('rejected')[0];
-    assert.deepEqual(rejectedQuery.params.window_from, { type: 'TIMESTAMP', value: '2026-01-15T10:00:00.000Z' });
+    // The quarantine MERGE reads the whole window, lookback included (it keeps each row once), under the batch's own job ID, before any ID is published.
+    const [merge] = f.warehouse.of('quarantine');
+    assert.deepEqual(merge.params.window_from, { type: 'TIMESTAMP', value: '2026-01-15T09:45:00.000Z' });
+    assert.deepEqual(merge.params.batch_id, { type: 'STRING', value: TEST_BATCH_ID });
+    assert.equal(merge.options?.jobId, `consolidation_quarantine_${TEST_BATCH_ID.toLowerCase().replace('-', '_')}`);
+    assert.deepEqual(f.warehouse.of('rejected')[0].params.batch_id, { type: 'STRING', value: TEST_BATCH_ID });
+  });
+
+  it('duplicate keys in services or agents -> a data-quality WARNING naming them', async () => {
+    const f = makeFakes();
+    f.store.put(WATERMARK, '2026-01-15T10:00:00Z');
+    f.warehouse.changedIds = ids(2);
+    f.warehouse.duplicateKeys = [
+      { reference: 'agents', reference_key: 'AG-7', row_count: 2 },
+      { reference: 'services', reference_key: 'SV-1', row_count: 3 },
+    ];
+    assert.equal((await call(f)).statusCode, 200);
+    const warnings = f.logger.at('WARNING');
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0].message, /^Data quality: reference keys that appear more than once .*agents\.agent_code "AG-7" × 2, services\.service_id "SV-1" × 3$/);
   });
 
   it('no rejected rows -> no WARNING', async () => {

@@ -113,7 +113,7 @@ describe('replay', () => {
           chunkCount: 2,
           idCount: 3,
           chunkSize: 2,
-          rejected: { missingOperationId: 0, missingSourceTimestamp: 0 },
+          rejected: {},
           createdAt: '2026-01-15T10:22:00.000Z',
           replay: { kind: 'window', requested },
           ...(c.asOfInManifest ? { asOf: W } : {}),

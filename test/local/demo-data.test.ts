@@ -11,7 +11,7 @@ import {
 } from '../../shared/local/demo-data';
 import type { SchemaField } from '../../shared/ports';
 import { duckdbCreateTable, duckdbType, loadSchema } from '../../shared/schema';
-import { compareConsolidated, decimalText, epochMillis, expectedConsolidation, expectedRejects, type ExpectedRow } from '../support/oracle';
+import { compareConsolidated, countByReason, decimalText, epochMillis, expectedConsolidation, expectedRejects, type ExpectedRow } from '../support/oracle';
 
 const instances: DuckDBInstance[] = [];
 
@@ -107,8 +107,8 @@ describe('demo data', () => {
       assert.ok((await duplicated('(SELECT * FROM main.transactiongu)')) > 0, 'duplicate transaction rows');
       assert.ok(summary.duplicates.ussd > 0 && summary.duplicates.transactions > 0);
 
-      assert.ok(summary.rejects.missingOperationId > 0 && summary.rejects.missingSourceTimestamp > 0);
-      assert.deepEqual(await expectedRejects(connection, summary.start, summary.end), summary.rejects);
+      assert.ok(summary.rejects.MISSING_OPERATION_ID > 0 && summary.rejects.MISSING_SOURCE_TIMESTAMP > 0);
+      assert.deepEqual(countByReason(await expectedRejects(connection, summary.start, summary.end)), summary.rejects);
 
       assert.ok(summary.held.ussd > 0 && summary.held.transactions > 0);
       assert.equal(summary.lateRowsHeld, summary.held.ussd + summary.held.transactions);
@@ -326,6 +326,9 @@ describe('the oracle on a hand-written dataset', () => {
       agent_region: 'Dakar',
       reconciliation_status: 'MATCHED',
       version_ts: new Date(t('08:02:00')),
+      transaction_ref: 'TX-MATCHED',
+      agent_code: 'AG1',
+      service_id: 'SV1',
     });
     const pending = expected.get('OP-TX-PENDING');
     assert.deepEqual([pending?.transaction_status, pending?.version_ts], ['PENDING', new Date(t('09:01:00'))]);
@@ -336,16 +339,24 @@ describe('the oracle on a hand-written dataset', () => {
   });
 
   it('counts the rejects of a window', async () => {
-    assert.deepEqual(await expectedRejects(connection, new Date(t('09:00:00')), asOf), { missingOperationId: 1, missingSourceTimestamp: 1 });
-    assert.deepEqual(await expectedRejects(connection, asOf, new Date(t('11:00:00'))), { missingOperationId: 1, missingSourceTimestamp: 0 });
+    assert.deepEqual(countByReason(await expectedRejects(connection, new Date(t('09:00:00')), asOf)), { MISSING_OPERATION_ID: 1, MISSING_SOURCE_TIMESTAMP: 1 });
+    assert.deepEqual(countByReason(await expectedRejects(connection, asOf, new Date(t('11:00:00')))), { MISSING_OPERATION_ID: 1 });
   });
 
-  it('refuses an ambiguous latest row (two different rows at the same latest timestamp)', async () => {
-    await insertRows(connection, 'main.ussd_operations', loadSchema('ussd_operations'), [ussd('OP-TIE', 'SUCCESS', t('09:00:00')), ussd('OP-TIE', 'FAILED', t('09:00:00'))]);
+  it('breaks a tie in the latest source_timestamp by the status precedence, then the greatest values', async () => {
+    await insertRows(connection, 'main.ussd_operations', loadSchema('ussd_operations'), [
+      ussd('OP-TIE', 'INITIATED', t('09:00:00')),
+      ussd('OP-TIE', 'FAILED', t('09:00:00')),
+      ussd('OP-TIE', 'SUCCESS', t('09:00:00')),
+      { ...ussd('OP-TIE2', 'SUCCESS', t('09:00:00')), amount: '10' },
+      { ...ussd('OP-TIE2', 'SUCCESS', t('09:00:00')), amount: '9' },
+    ]);
     try {
-      await assert.rejects(expectedConsolidation(connection, asOf), /OP-TIE share the latest source_timestamp/);
+      const tied = await expectedConsolidation(connection, asOf);
+      assert.equal(tied.get('OP-TIE')?.ussd_status, 'SUCCESS');
+      assert.equal(tied.get('OP-TIE2')?.amount, '10.000000000');
     } finally {
-      await connection.run("DELETE FROM main.ussd_operations WHERE operation_id = 'OP-TIE'");
+      await connection.run("DELETE FROM main.ussd_operations WHERE operation_id IN ('OP-TIE', 'OP-TIE2')");
     }
   });
 

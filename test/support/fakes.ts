@@ -276,12 +276,15 @@ export class RecordingPublisher implements Publisher {
 // Warehouse
 
 /** Which of the chain's statements this is (shared/sql/statements.ts). */
-export type StatementKind = 'changed' | 'rejected' | 'params' | 'profile' | 'merge' | 'other';
+export type StatementKind = 'changed' | 'quarantine' | 'rejected' | 'references' | 'params' | 'days' | 'profile' | 'merge' | 'other';
 
 export function statementKind(sql: string): StatementKind {
+  if (/^MERGE INTO \S+ AS Q\n/.test(sql)) return 'quarantine';
   if (/^MERGE INTO/.test(sql)) return 'merge';
   if (/^CREATE OR REPLACE TABLE/.test(sql)) return 'params';
-  if (/missing_operation_id/.test(sql)) return 'rejected';
+  if (/^SELECT reason, COUNT\(\*\) AS row_count/.test(sql)) return 'rejected';
+  if (/reference_key/.test(sql)) return 'references';
+  if (/AS first_day/.test(sql)) return 'days';
   if (/^SELECT DISTINCT operation_id/.test(sql)) return 'changed';
   if (/reconciliation_status, COUNT\(DISTINCT operation_id\)/.test(sql)) return 'profile';
   return 'other';
@@ -305,7 +308,10 @@ export interface RecordedStatement {
 export class FakeWarehouse implements Warehouse {
   readonly dialect = 'duckdb' as const;
   changedIds: string[] = [];
-  rejected = { missing_operation_id: 0, missing_source_timestamp: 0 };
+  /** Rows the run quarantines, per reason. */
+  rejected: Record<string, number> = {};
+  /** Keys the reference tables repeat: { reference, reference_key, row_count }. */
+  duplicateKeys: Row[] = [];
   profile: Row[] = [];
   mergeStats: DmlStats = { inserted: 0, updated: 0, deleted: 0 };
 
@@ -358,7 +364,13 @@ export class FakeWarehouse implements Warehouse {
   private answer(kind: StatementKind): QueryResult {
     switch (kind) {
       case 'rejected':
-        return { rows: [{ ...this.rejected }] };
+        return { rows: Object.entries(this.rejected).map(([reason, row_count]) => ({ reason, row_count })) };
+      case 'quarantine':
+        return { rows: [], dml: { inserted: Object.values(this.rejected).reduce((a, b) => a + b, 0), updated: 0, deleted: 0 } };
+      case 'references':
+        return { rows: this.duplicateKeys.map((r) => ({ ...r })) };
+      case 'days':
+        return { rows: [...new Set(this.profile.map((r) => r.day).filter((d) => d !== null && d !== undefined))].map((day) => ({ first_day: day, last_day: day })) };
       case 'profile':
         return { rows: this.profile.map((r) => ({ ...r })) };
       case 'merge':
@@ -714,7 +726,7 @@ export async function seedBatch(
     chunkCount: chunks.length,
     idCount: chunks.flat().length,
     chunkSize: Math.max(...chunks.map((c) => c.length)),
-    rejected: { missingOperationId: 0, missingSourceTimestamp: 0 },
+    rejected: {},
     createdAt: '2026-01-15T10:22:00.000Z',
   };
   store.put(paths.manifest(batchId), JSON.stringify(manifest, null, 2));

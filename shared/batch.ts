@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
+import { ChainError, errorMessage } from './errors';
 import type { ObjectStore, TableRef } from './ports';
 
 /**
@@ -145,13 +146,59 @@ export interface BatchState {
   history: { status: BatchStatus; at: string }[];
 }
 
+const batchStatusSchema = z.enum(['SEALED', 'COLLECTED', 'LAUNCHED', 'MERGED', 'FAILED']);
+/** What a state object must hold to be acted on; fields added later are kept as they are. */
+const batchStateSchema = z
+  .object({
+    batchId: batchIdSchema,
+    status: batchStatusSchema,
+    attempt: z.number().int().min(0),
+    updatedAt: isoTimestamp,
+    history: z.array(z.object({ status: batchStatusSchema, at: isoTimestamp }).passthrough()),
+  })
+  .passthrough();
+
+/**
+ * A batch's state object or manifest cannot be read: named with its path, what is wrong and
+ * the command that repairs it, instead of a bare JavaScript error further on.
+ */
+export class DamagedStateError extends ChainError {
+  constructor(
+    readonly path: string,
+    readonly problem: string,
+    readonly repair: string,
+  ) {
+    super(`${path} is damaged: ${problem}. ${repair}`, { object: path, problem, repair });
+    this.name = 'DamagedStateError';
+  }
+}
+
+export const REPAIR_STATE = '`consolidate reconcile` rebuilds it from the batch\'s manifest (the batch is then processed again; its MERGE cannot double a row)';
+
+function parseObject<T>(path: string, data: string, schema: z.ZodType<T>, repair: string, batchId: string): T {
+  let value: unknown;
+  try {
+    value = JSON.parse(data);
+  } catch (error) {
+    throw new DamagedStateError(path, `not JSON (${errorMessage(error)}; it starts with ${JSON.stringify(data.slice(0, 40))})`, repair);
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(the object)'}: ${i.message}`).join('; ');
+    throw new DamagedStateError(path, `not a valid ${path.endsWith('manifest.json') ? 'manifest' : 'batch state'} (${issues})`, repair);
+  }
+  if ((parsed.data as { batchId?: string }).batchId !== batchId) throw new DamagedStateError(path, `it names batch ${String((parsed.data as { batchId?: string }).batchId)}`, repair);
+  return parsed.data;
+}
+
 /** Reads and writes one batch's objects; every write is create-only or generation-matched. */
 export class BatchStore {
   constructor(private readonly store: ObjectStore) {}
 
   async readManifest(batchId: string): Promise<Manifest | null> {
     const object = await this.store.read(paths.manifest(batchId));
-    return object ? manifestSchema.parse(JSON.parse(object.data)) : null;
+    const repair = 'Its window is in open/' + batchId + '.json or the logs (jsonPayload.batchId); `consolidate replay --from FROM --to TO` consolidates that window again';
+    return object ? parseObject(paths.manifest(batchId), object.data, manifestSchema, repair, batchId) : null;
   }
 
   async createManifest(manifest: Manifest): Promise<boolean> {
@@ -160,7 +207,7 @@ export class BatchStore {
 
   async readState(batchId: string): Promise<{ state: BatchState; generation: string } | null> {
     const object = await this.store.read(paths.state(batchId));
-    return object ? { state: JSON.parse(object.data) as BatchState, generation: object.generation } : null;
+    return object ? { state: parseObject(paths.state(batchId), object.data, batchStateSchema, REPAIR_STATE, batchId) as unknown as BatchState, generation: object.generation } : null;
   }
 
   async createState(batchId: string, at: Date): Promise<boolean> {

@@ -99,12 +99,12 @@ transactions AS (
     ${d.rowFingerprint('t')} AS row_fingerprint
   FROM ${d.table(t.transactions)} AS t
 )
-SELECT DISTINCT ${d.param('ussd_table_name', 'STRING')} AS source_table, reason, operation_id, transaction_ref, ${d.nullOf('STRING')} AS transaction_id,
+SELECT DISTINCT 'ussd_operations' AS source_table, reason, operation_id, transaction_ref, ${d.nullOf('STRING')} AS transaction_id,
   created_at, source_timestamp, ${d.nullOf('TIMESTAMP')} AS updated_at, row_fingerprint
 FROM ussd
 WHERE reason IS NOT NULL AND ${inWindow}
 UNION ALL
-SELECT DISTINCT ${d.param('transactions_table_name', 'STRING')} AS source_table, reason, ${d.nullOf('STRING')} AS operation_id, ${d.nullOf('STRING')} AS transaction_ref, transaction_id,
+SELECT DISTINCT 'transactiongu' AS source_table, reason, ${d.nullOf('STRING')} AS operation_id, ${d.nullOf('STRING')} AS transaction_ref, transaction_id,
   ${d.nullOf('TIMESTAMP')} AS created_at, ${d.nullOf('TIMESTAMP')} AS source_timestamp, updated_at, row_fingerprint
 FROM transactions
 WHERE reason IS NOT NULL AND ${inWindow}`;
@@ -136,8 +136,6 @@ VALUES (${QUARANTINE_COLUMNS.map((c) => `S.${c}`).join(', ')}, ${d.param('batch_
       window_from: { type: 'TIMESTAMP', value: window.from },
       window_to: { type: 'TIMESTAMP', value: window.to },
       ...ruleParams(window.to),
-      ussd_table_name: { type: 'STRING', value: t.ussd.table },
-      transactions_table_name: { type: 'STRING', value: t.transactions.table },
       batch_id: { type: 'STRING', value: batch.batchId },
       seen_at: { type: 'TIMESTAMP', value: batch.seenAt },
     },

@@ -30,7 +30,14 @@ const window = { from: '2026-01-15T09:45:00.000Z', to: '2026-01-15T10:20:00.000Z
 /** One rendering per exported statement; the test fails if a statement has none. */
 const RENDERINGS: Record<string, () => Statement> = {
   changedOperationIds: () => statements.changedOperationIds(d, source, window),
-  rejectedRowCounts: () => statements.rejectedRowCounts(d, source, window),
+  quarantineRejectedRows: () =>
+    statements.quarantineRejectedRows(d, { ...source, quarantine: { dataset: 'consolidated_dataset', table: 'quarantine' } }, window, { batchId: BATCH_ID, seenAt: '2026-01-15T10:22:00.000Z' }),
+  quarantinedByBatch: () => statements.quarantinedByBatch(d, { dataset: 'consolidated_dataset', table: 'quarantine' }, BATCH_ID),
+  quarantineCounts: () => statements.quarantineCounts(d, { dataset: 'consolidated_dataset', table: 'quarantine' }, { reason: 'MISSING_CREATED_AT' }),
+  listQuarantine: () => statements.listQuarantine(d, { dataset: 'consolidated_dataset', table: 'quarantine' }, { batchId: BATCH_ID, limit: 100 }),
+  duplicateReferenceKeys: () =>
+    statements.duplicateReferenceKeys(d, { services: { dataset: 'source_dataset', table: 'services' }, agents: { dataset: 'source_dataset', table: 'agents' } }),
+  enrichedCreationDays: () => statements.enrichedCreationDays(d, staging('enriched_20260115t102000z_1a2b3c')),
   createBatchParams: () => statements.createBatchParams(d, staging('params_20260115t102000z_1a2b3c'), { batchId: BATCH_ID, windowTo: window.to }),
   enrichedProfile: () => statements.enrichedProfile(d, staging('enriched_20260115t102000z_1a2b3c')),
   mergeEnriched: () =>
@@ -72,7 +79,8 @@ describe('BigQuery rendering of the statements (golden files)', () => {
       });
 
       it('names tables only as backticked `project.dataset.table`', () => {
-        const tables = [...statement.sql.matchAll(/(?<!DISTINCT )\b(?:FROM|JOIN|INTO|TABLE)\s+(\S+)/g)].map((m) => m[1]).filter((t) => t !== '(');
+        const ctes = new Set([...statement.sql.matchAll(/(?:WITH|,)\s+([a-z_]+) AS \(/g)].map((m) => m[1]));
+        const tables = [...statement.sql.matchAll(/(?<!DISTINCT )\b(?:FROM|JOIN|INTO|TABLE)\s+(\S+)/g)].map((m) => m[1]).filter((t) => t !== '(' && !ctes.has(t));
         assert.ok(tables.length > 0);
         for (const table of tables) assert.match(table, /^`my-project\.[a-z_]+\.[a-z0-9_]+`$/);
       });

@@ -1,6 +1,6 @@
 MERGE INTO `my-project.consolidated_dataset.consolidated_table` AS T
 USING (
-  SELECT operation_id, msisdn, service_code, operation_type, amount, currency, ussd_status, created_at, source_timestamp, transaction_id, transaction_status, transaction_amount, fees, commission, service_name, service_category, agent_name, agent_region, reconciliation_status, version_ts
+  SELECT operation_id, msisdn, service_code, operation_type, amount, currency, ussd_status, created_at, source_timestamp, transaction_id, transaction_status, transaction_amount, fees, commission, service_name, service_category, agent_name, agent_region, reconciliation_status, version_ts, transaction_ref, agent_code, service_id
   FROM `my-project.consolidation_staging.enriched_20260115t102000z_1a2b3c`
   WHERE operation_id IS NOT NULL
   QUALIFY ROW_NUMBER() OVER (PARTITION BY operation_id ORDER BY version_ts DESC) = 1
@@ -28,7 +28,10 @@ WHEN MATCHED AND (
     OR T.agent_name IS DISTINCT FROM S.agent_name
     OR T.agent_region IS DISTINCT FROM S.agent_region
     OR T.reconciliation_status IS DISTINCT FROM S.reconciliation_status
-    OR T.version_ts IS DISTINCT FROM S.version_ts))
+    OR T.version_ts IS DISTINCT FROM S.version_ts
+    OR T.transaction_ref IS DISTINCT FROM S.transaction_ref
+    OR T.agent_code IS DISTINCT FROM S.agent_code
+    OR T.service_id IS DISTINCT FROM S.service_id))
 ) THEN UPDATE SET
   msisdn = S.msisdn,
   service_code = S.service_code,
@@ -49,7 +52,10 @@ WHEN MATCHED AND (
   agent_region = S.agent_region,
   reconciliation_status = S.reconciliation_status,
   version_ts = S.version_ts,
+  transaction_ref = S.transaction_ref,
+  agent_code = S.agent_code,
+  service_id = S.service_id,
   batch_id = @batch_id,
   consolidated_at = @consolidated_at
-WHEN NOT MATCHED THEN INSERT (operation_id, msisdn, service_code, operation_type, amount, currency, ussd_status, created_at, source_timestamp, transaction_id, transaction_status, transaction_amount, fees, commission, service_name, service_category, agent_name, agent_region, reconciliation_status, version_ts, batch_id, consolidated_at)
-VALUES (S.operation_id, S.msisdn, S.service_code, S.operation_type, S.amount, S.currency, S.ussd_status, S.created_at, S.source_timestamp, S.transaction_id, S.transaction_status, S.transaction_amount, S.fees, S.commission, S.service_name, S.service_category, S.agent_name, S.agent_region, S.reconciliation_status, S.version_ts, @batch_id, @consolidated_at)
+WHEN NOT MATCHED THEN INSERT (operation_id, msisdn, service_code, operation_type, amount, currency, ussd_status, created_at, source_timestamp, transaction_id, transaction_status, transaction_amount, fees, commission, service_name, service_category, agent_name, agent_region, reconciliation_status, version_ts, transaction_ref, agent_code, service_id, batch_id, consolidated_at)
+VALUES (S.operation_id, S.msisdn, S.service_code, S.operation_type, S.amount, S.currency, S.ussd_status, S.created_at, S.source_timestamp, S.transaction_id, S.transaction_status, S.transaction_amount, S.fees, S.commission, S.service_name, S.service_category, S.agent_name, S.agent_region, S.reconciliation_status, S.version_ts, S.transaction_ref, S.agent_code, S.service_id, @batch_id, @consolidated_at)

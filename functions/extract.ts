@@ -1,4 +1,4 @@
-import { BatchStore, newBatchId, paths, type Manifest, type RejectedRows, type SealMessage, type Window } from '../shared/batch';
+import { BatchStore, newBatchId, paths, type Manifest, type OpenMarker, type RejectedRows, type SealMessage, type Window } from '../shared/batch';
 import { ChainError, errorMessage } from '../shared/errors';
 import type { Logger, Statement } from '../shared/ports';
 import type { ChainDependencies } from './dependencies';
@@ -15,6 +15,8 @@ export interface ExtractRequest {
   replay?: Manifest['replay'];
   /** The batch's ID when the caller needed it before the extraction (the quarantine records it). */
   batchId?: string;
+  /** A re-read of an earlier batch's window: that batch and the count of re-reads so far, this one included. */
+  reread?: { of: string; count: number };
 }
 
 export type ExtractedBatch = { batchId: string; idCount: number; chunkCount: number } | { batchId: undefined; idCount: 0; chunkCount: 0 };
@@ -37,7 +39,12 @@ export async function extractBatch(deps: ChainDependencies, request: ExtractRequ
     const ids = chunk;
     const n = chunkCount++;
     chunk = [];
-    if (n === 0) await store.create(paths.open(batchId), JSON.stringify({ batchId, createdAt: clock.now().toISOString() }));
+    if (n === 0) {
+      const createdAt = clock.now().toISOString();
+      const marker: OpenMarker = { batchId, createdAt, window: request.window, ...(request.replay ? { replay: request.replay.kind } : {}) };
+      await store.create(paths.index(createdAt.slice(0, 10), batchId), JSON.stringify(marker));
+      await store.create(paths.open(batchId), JSON.stringify(marker));
+    }
     await publishing.add(() => publisher.publish(config.idsTopic, { data: { type: 'chunk', batchId, chunk: n, ids }, attributes: { type: 'chunk', batchId, chunk: String(n) } }));
     logger.debug('Published a chunk of IDs', { chunk: n, ids: ids.length });
   };
@@ -74,6 +81,7 @@ export async function extractBatch(deps: ChainDependencies, request: ExtractRequ
     createdAt: clock.now().toISOString(),
     ...(request.replay ? { replay: request.replay } : {}),
     ...(request.asOf.toISOString() !== request.window.to ? { asOf: request.asOf.toISOString() } : {}),
+    ...(request.reread ? { rereadOf: request.reread.of, rereads: request.reread.count } : {}),
   };
   if (!(await batches.createManifest(manifest)) || !(await batches.createState(batchId, clock.now()))) {
     throw new ChainError('The batch already exists in the state bucket', { batchId });

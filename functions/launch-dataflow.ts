@@ -1,9 +1,10 @@
 import type { CloudEvent } from '@google-cloud/functions-framework';
 import { BatchStore, JOB_LABELS, batchMessageSchema, batchSlug, batchTables, jobNameFor, labelValue, paths } from '../shared/batch';
-import { ChainError } from '../shared/errors';
 import { readMessage } from '../shared/events';
+import { BLANK } from '../shared/rejects';
+import type { Logger } from '../shared/ports';
 import { loadSchema } from '../shared/schema';
-import { createBatchParams } from '../shared/sql/statements';
+import { createBatchParams, stagedIdCount } from '../shared/sql/statements';
 import { dialectOf } from '../shared/sql/render';
 import type { ChainDependencies } from './dependencies';
 
@@ -32,15 +33,27 @@ export function makeLaunchDataflow(deps: ChainDependencies): (event: CloudEvent<
     // The batch's own chunk numbers only: a stray chunk n >= chunkCount is neither counted nor loaded.
     const listed = new Set(await deps.store.list(paths.chunks(batchId)));
     const chunkFiles = Array.from({ length: manifest.chunkCount }, (_, n) => paths.chunk(batchId, n));
-    const storedCount = chunkFiles.filter((file) => listed.has(file)).length;
-    if (storedCount !== manifest.chunkCount) {
-      throw new ChainError(`Batch announced with ${storedCount} of ${manifest.chunkCount} chunks stored`, { batchId });
-    }
+    const missing = chunkFiles.filter((file) => !listed.has(file));
+    if (missing.length > 0) return setAsideForReread(deps, logger, batches, batchId, attempt, `${missing.length} of its ${manifest.chunkCount} chunk file(s) missing (${missing.slice(0, 5).join(', ')})`);
     const { config, warehouse } = deps;
+    const dialect = dialectOf(warehouse, config);
     const tables = batchTables(config.stagingDataset, batchId);
     const slug = batchSlug(batchId);
-    await warehouse.loadNdjson(tables.ids, chunkFiles.map((f) => deps.store.uri(f)), loadSchema('batch_ids'), { jobId: `consolidation_ids_${slug}_a${attempt}` });
-    await warehouse.query(createBatchParams(dialectOf(warehouse, config), tables.params, { batchId, windowTo: manifest.asOf ?? manifest.window.to }), { jobId: `consolidation_params_${slug}_a${attempt}` });
+    try {
+      await warehouse.loadNdjson(tables.ids, chunkFiles.map((f) => deps.store.uri(f)), loadSchema('batch_ids'), { jobId: `consolidation_ids_${slug}_a${attempt}` });
+    } catch (error) {
+      const damaged = await damagedChunkFiles(deps, chunkFiles);
+      if (damaged.length === 0) throw error;
+      return setAsideForReread(deps, logger, batches, batchId, attempt, `chunk file(s) ${damaged.slice(0, 5).join(', ')} cannot be read as IDs`);
+    }
+    // Before anything is enriched or merged: the staged IDs must be the manifest's, or a chunk file was emptied or damaged.
+    const counted = (await warehouse.query(stagedIdCount(dialect, tables.ids))).rows[0] ?? {};
+    const staged = Number(counted.staged_ids ?? 0);
+    const distinct = Number(counted.distinct_ids ?? 0);
+    if (staged !== manifest.idCount || distinct !== manifest.idCount) {
+      return setAsideForReread(deps, logger, batches, batchId, attempt, `its chunk files hold ${staged} ID(s) (${distinct} distinct) where the manifest counts ${manifest.idCount}: a chunk file was emptied or damaged`);
+    }
+    await warehouse.query(createBatchParams(dialect, tables.params, { batchId, windowTo: manifest.asOf ?? manifest.window.to }), { jobId: `consolidation_params_${slug}_a${attempt}` });
 
     const jobName = jobNameFor(batchId, attempt);
     const launched = await deps.launcher.launch({
@@ -73,4 +86,41 @@ export function makeLaunchDataflow(deps: ChainDependencies): (event: CloudEvent<
       recorded: recorded !== null,
     });
   };
+}
+
+/**
+ * The batch's staged IDs cannot be trusted: it is not launched; it is marked FAILED with
+ * `reread`, and the reconciler reads its window again under a new batch (bounded by MAX_ATTEMPTS).
+ */
+async function setAsideForReread(deps: ChainDependencies, logger: Logger, batches: BatchStore, batchId: string, attempt: number, why: string): Promise<void> {
+  const reason = `not launched: ${why}`;
+  const recorded = await batches.transition(
+    batchId,
+    (s) => s.status === 'SEALED' || s.status === 'COLLECTED' || (s.status === 'FAILED' && !s.final),
+    'FAILED',
+    { reason, reread: true, attempt: Math.max(attempt, 1) },
+    deps.clock.now(),
+  );
+  logger.error(`Batch ${reason}; the reconciler reads its window again under a new batch`, { attempt, recorded: recorded !== null, chunks: paths.chunks(batchId) });
+}
+
+/** The chunk files that are not one JSON object with a non-blank operation_id per line. */
+async function damagedChunkFiles(deps: ChainDependencies, files: string[]): Promise<string[]> {
+  const damaged: string[] = [];
+  for (const file of files) {
+    const object = await deps.store.read(file);
+    const lines = (object?.data ?? '').split('\n').filter((line) => line !== '');
+    const readable =
+      lines.length > 0 &&
+      lines.every((line) => {
+        try {
+          const id = (JSON.parse(line) as { operation_id?: unknown }).operation_id;
+          return typeof id === 'string' && !BLANK.test(id);
+        } catch {
+          return false;
+        }
+      });
+    if (!readable) damaged.push(file);
+  }
+  return damaged;
 }

@@ -56,7 +56,21 @@ export const paths = {
   /** One small object per batch that is not finished yet: the reconciler's worklist. */
   openBatches: 'open/',
   open: (batchId: string) => `open/${batchId}.json`,
+  /**
+   * Every batch by the UTC day its extraction started, never deleted: the reconciler reads the
+   * last two days' entries to find an unfinished batch whose open marker is gone.
+   */
+  indexDay: (day: string) => `index/${day}/`,
+  index: (day: string, batchId: string) => `index/${day}/${batchId}`,
 };
+
+/** What an open-batch marker holds (older markers hold only batchId and createdAt). */
+export interface OpenMarker {
+  batchId: string;
+  createdAt?: string;
+  window?: Window;
+  replay?: 'window' | 'ids';
+}
 
 /** The batch ID of an open-batch marker's path, or undefined for anything else. */
 export function batchIdOfOpenMarker(path: string): string | undefined {
@@ -84,6 +98,9 @@ export const manifestSchema = z.object({
   replay: z.object({ kind: z.enum(['window', 'ids']), requested: z.string().max(500) }).optional(),
   /** The instant the enrichment reads the sources as of (the window's end unless a replay says otherwise). */
   asOf: isoTimestamp.optional(),
+  /** Set when the batch re-reads the window of an earlier one that could not finish: that batch, and how many re-reads led here. */
+  rereadOf: batchIdSchema.optional(),
+  rereads: z.number().int().min(1).optional(),
 });
 export type Manifest = z.infer<typeof manifestSchema>;
 
@@ -141,6 +158,10 @@ export interface BatchState {
   supersededBy?: string;
   /** The attempt the reconciler last announced for a FAILED batch (it counts even if its launch never happened). */
   announcedAttempt?: number;
+  /** Announcements the reconciler made for a COLLECTED batch that never got launched. */
+  announcements?: number;
+  /** FAILED because its staged IDs cannot be trusted (a chunk missing, emptied or damaged): the reconciler re-reads its window. */
+  reread?: boolean;
   updatedAt: string;
   /** Every transition with its time, oldest first. */
   history: { status: BatchStatus; at: string }[];

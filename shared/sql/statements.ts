@@ -232,6 +232,11 @@ ORDER BY first_day, last_day`,
   };
 }
 
+/** How many IDs the batch's IDs table holds once its chunk files are loaded (checked against the manifest). */
+export function stagedIdCount(d: SqlDialect, ids: TableRef): Statement {
+  return { sql: `SELECT COUNT(*) AS staged_ids, COUNT(DISTINCT operation_id) AS distinct_ids\nFROM ${d.table(ids)}`, params: {} };
+}
+
 /** What the batch's enriched rows hold: operations per creation day and per reconciliation status. */
 export function enrichedProfile(d: SqlDialect, enriched: TableRef): Statement {
   return {

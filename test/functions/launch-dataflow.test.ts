@@ -3,6 +3,7 @@ import type { CloudEvent } from '@google-cloud/functions-framework';
 import { makeLaunchDataflow } from '../../functions/launch-dataflow';
 import { jobNameFor, paths, type BatchStatus } from '../../shared/batch';
 import { ChainError } from '../../shared/errors';
+import { BLANK_PATTERN } from '../../shared/rejects';
 import { loadSchema } from '../../shared/schema';
 import { TEST_BATCH_ID, makeFakes, pubsubEvent, rawBase64, seedBatch, stateOf, type Fakes } from '../support/fakes';
 
@@ -38,6 +39,9 @@ describe('launchDataflow', () => {
     assert.deepEqual(params[0].params, {
       batch_id: { type: 'STRING', value: TEST_BATCH_ID },
       window_to: { type: 'TIMESTAMP', value: manifest.window.to },
+      valid_from: { type: 'TIMESTAMP', value: '1970-01-01T00:00:00.000Z' },
+      valid_to: { type: 'TIMESTAMP', value: new Date(Date.parse(manifest.window.to) + 86_400_000).toISOString() },
+      blank_pattern: { type: 'STRING', value: BLANK_PATTERN },
     });
     assert.ok(!params[0].sql.includes(TEST_BATCH_ID) && !params[0].sql.includes(manifest.window.to), 'no value spliced into the SQL');
     assert.equal(params[0].options?.jobId, `consolidation_params_${SLUG}_a1`);
@@ -60,7 +64,7 @@ describe('launchDataflow', () => {
       },
     });
     assert.equal(f.launcher.requests[0].jobName, 'consolidation-20260115t102000z-abc123-a1');
-    assert.deepEqual(f.journal, ['load', 'query:params', 'launch'], 'IDs and params are staged before the job starts');
+    assert.deepEqual(f.journal, ['load', 'query:staged', 'query:params', 'launch'], 'IDs are staged and counted, and params written, before the job starts');
 
     // 4. The state.
     const state = stateOf(f.store);
@@ -104,7 +108,7 @@ describe('launchDataflow', () => {
         await launch(f, announcement(c.attempt));
         assert.equal(f.launcher.requests.length, c.launches ? 1 : 0);
         assert.equal(f.warehouse.loads.length, c.launches ? 1 : 0);
-        assert.equal(f.warehouse.statements.length, c.launches ? 1 : 0);
+        assert.equal(f.warehouse.statements.length, c.launches ? 2 : 0, 'the staged IDs counted, the params table written');
         const state = stateOf(f.store);
         assert.equal(state?.status, c.finalStatus);
         if (c.launches) {
@@ -201,18 +205,75 @@ describe('launchDataflow', () => {
     });
   });
 
-  describe('failures that a retry can fix -> throws (Pub/Sub redelivers)', () => {
+  describe('staged IDs that cannot be trusted -> not launched, FAILED for a re-read of the window, said at ERROR', () => {
+    const line = (id: string) => JSON.stringify({ operation_id: id });
     const cases: { name: string; arrange: (f: Fakes) => Promise<void>; says: RegExp }[] = [
-      { name: 'missing chunks', arrange: async (f) => void (await seedBatch(f.store, { status: 'COLLECTED', storeChunks: [0, 2] })), says: /2 of 3 chunks/ },
-      { name: 'no chunk at all', arrange: async (f) => void (await seedBatch(f.store, { status: 'COLLECTED', storeChunks: false })), says: /0 of 3 chunks/ },
+      { name: 'a chunk file missing', arrange: async (f) => void (await seedBatch(f.store, { status: 'COLLECTED', storeChunks: [0, 2] })), says: /1 of its 3 chunk file\(s\) missing \(batches\/\S+\/chunks\/000001\.ndjson\)/ },
+      { name: 'no chunk file at all', arrange: async (f) => void (await seedBatch(f.store, { status: 'COLLECTED', storeChunks: false })), says: /3 of its 3 chunk file\(s\) missing/ },
       {
         name: 'a stray chunk beyond the count in place of a missing one',
         arrange: async (f) => {
           await seedBatch(f.store, { status: 'COLLECTED', storeChunks: [0, 1] });
           f.store.put(paths.chunk(TEST_BATCH_ID, 9), '{"operation_id":"op-stray"}\n');
         },
-        says: /2 of 3 chunks/,
+        says: /1 of its 3 chunk file\(s\) missing/,
       },
+      {
+        name: 'an emptied chunk file (it used to be merged as zero rows)',
+        arrange: async (f) => {
+          await seedBatch(f.store, { status: 'COLLECTED' });
+          f.store.put(paths.chunk(TEST_BATCH_ID, 1), '');
+        },
+        says: /its chunk files hold \d+ ID\(s\) \(\d+ distinct\) where the manifest counts \d+: a chunk file was emptied or damaged/,
+      },
+      {
+        name: 'a chunk file with a line dropped',
+        arrange: async (f) => {
+          const { chunks } = await seedBatch(f.store, { status: 'COLLECTED' });
+          f.store.put(paths.chunk(TEST_BATCH_ID, 0), chunks[0].slice(1).map(line).join('\n') + '\n');
+        },
+        says: /where the manifest counts/,
+      },
+      {
+        name: 'a chunk file holding another chunk\'s IDs (duplicates)',
+        arrange: async (f) => {
+          const { chunks } = await seedBatch(f.store, { status: 'COLLECTED' });
+          f.store.put(paths.chunk(TEST_BATCH_ID, 1), chunks[0].slice(0, chunks[1].length).map(line).join('\n') + '\n');
+        },
+        says: /distinct\) where the manifest counts/,
+      },
+      {
+        name: 'a chunk file of garbage the load job refuses',
+        arrange: async (f) => {
+          await seedBatch(f.store, { status: 'COLLECTED' });
+          f.store.put(paths.chunk(TEST_BATCH_ID, 2), '\u0000\u0001garbage');
+          f.warehouse.failNext('load', new Error('Error while reading data, error message: JSON parsing error in row starting at position 0'));
+        },
+        says: /chunk file\(s\) batches\/\S+\/chunks\/000002\.ndjson cannot be read as IDs/,
+      },
+    ];
+    for (const c of cases) {
+      it(c.name, async () => {
+        const f = makeFakes();
+        await c.arrange(f);
+        await launch(f);
+        assert.equal(f.launcher.requests.length, 0, 'nothing launched');
+        assert.deepEqual(f.warehouse.of('params'), [], 'nothing prepared for the pipeline');
+        const state = stateOf(f.store);
+        assert.equal(state?.status, 'FAILED');
+        assert.equal(state?.reread, true);
+        assert.match(state?.reason ?? '', c.says);
+        const errors = f.logger.at('ERROR');
+        assert.equal(errors.length, 1);
+        assert.match(errors[0].message, c.says);
+        assert.match(errors[0].message, /the reconciler reads its window again under a new batch$/);
+        assert.equal(errors[0].fields.batchId, TEST_BATCH_ID);
+      });
+    }
+  });
+
+  describe('failures that a retry can fix -> throws (Pub/Sub redelivers)', () => {
+    const cases: { name: string; arrange: (f: Fakes) => Promise<void>; says: RegExp }[] = [
       {
         name: 'the load job fails',
         arrange: async (f) => {
@@ -242,17 +303,6 @@ describe('launchDataflow', () => {
         assert.equal(stateOf(f.store)?.status, 'COLLECTED', 'nothing recorded');
       });
     }
-
-    it('missing chunks: nothing is loaded or launched; once the chunk is there the retry launches', async () => {
-      const f = makeFakes();
-      const { chunks } = await seedBatch(f.store, { status: 'COLLECTED', storeChunks: [0, 1] });
-      await assert.rejects(launch(f), ChainError);
-      assert.equal(f.warehouse.loads.length, 0);
-      assert.equal(f.launcher.requests.length, 0);
-      f.store.put(paths.chunk(TEST_BATCH_ID, 2), chunks[2].map((id) => JSON.stringify({ operation_id: id })).join('\n') + '\n');
-      await launch(f);
-      assert.equal(stateOf(f.store)?.status, 'LAUNCHED');
-    });
 
     it('a stray chunk file beyond the count is not loaded', async () => {
       const f = makeFakes();

@@ -276,7 +276,7 @@ export class RecordingPublisher implements Publisher {
 // Warehouse
 
 /** Which of the chain's statements this is (shared/sql/statements.ts). */
-export type StatementKind = 'changed' | 'quarantine' | 'rejected' | 'references' | 'params' | 'days' | 'profile' | 'merge' | 'other';
+export type StatementKind = 'changed' | 'quarantine' | 'rejected' | 'references' | 'params' | 'staged' | 'days' | 'profile' | 'merge' | 'other';
 
 export function statementKind(sql: string): StatementKind {
   if (/^MERGE INTO \S+ AS Q\n/.test(sql)) return 'quarantine';
@@ -285,6 +285,7 @@ export function statementKind(sql: string): StatementKind {
   if (/^SELECT reason, COUNT\(\*\) AS row_count/.test(sql)) return 'rejected';
   if (/reference_key/.test(sql)) return 'references';
   if (/AS first_day/.test(sql)) return 'days';
+  if (/AS staged_ids/.test(sql)) return 'staged';
   if (/^SELECT DISTINCT operation_id/.test(sql)) return 'changed';
   if (/reconciliation_status, COUNT\(DISTINCT operation_id\)/.test(sql)) return 'profile';
   return 'other';
@@ -312,6 +313,8 @@ export class FakeWarehouse implements Warehouse {
   rejected: Record<string, number> = {};
   /** Keys the reference tables repeat: { reference, reference_key, row_count }. */
   duplicateKeys: Row[] = [];
+  /** Reads a loaded file by its URI, so that the staged IDs are counted from what the chunk files hold. */
+  readUri?: (uri: string) => string | undefined;
   profile: Row[] = [];
   mergeStats: DmlStats = { inserted: 0, updated: 0, deleted: 0 };
 
@@ -369,6 +372,10 @@ export class FakeWarehouse implements Warehouse {
         return { rows: [], dml: { inserted: Object.values(this.rejected).reduce((a, b) => a + b, 0), updated: 0, deleted: 0 } };
       case 'references':
         return { rows: this.duplicateKeys.map((r) => ({ ...r })) };
+      case 'staged': {
+        const ids = (this.loads.at(-1)?.uris ?? []).flatMap((uri) => (this.readUri?.(uri) ?? '').split('\n').filter((l) => l !== ''));
+        return { rows: [{ staged_ids: ids.length, distinct_ids: new Set(ids).size }] };
+      }
       case 'days':
         return { rows: [...new Set(this.profile.map((r) => r.day).filter((d) => d !== null && d !== undefined))].map((day) => ({ first_day: day, last_day: day })) };
       case 'profile':
@@ -689,6 +696,7 @@ export function makeFakes(env: Record<string, string> = {}, batchSuffix = 'abc12
   const store = new MemoryObjectStore();
   const publisher = new RecordingPublisher();
   const warehouse = new FakeWarehouse(journal);
+  warehouse.readUri = (uri) => store.get(uri.replace(/^gs:\/\/[^/]+\//, ''));
   const launcher = new FakeLauncher(journal);
   const clock = new FixedClock();
   const logger = new MemoryLogger();

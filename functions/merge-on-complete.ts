@@ -1,6 +1,6 @@
 import type { CloudEvent } from '@google-cloud/functions-framework';
 import { z } from 'zod';
-import { BATCH_ID_PATTERN, BatchStore, JOB_LABELS, batchSlug, batchTables, paths, type BatchState, type MergeCounts } from '../shared/batch';
+import { BATCH_ID_PATTERN, BatchStore, JOB_LABELS, batchSlug, batchTables, jobNameFor, paths, type BatchState, type MergeCounts } from '../shared/batch';
 import { ChainError, errorMessage } from '../shared/errors';
 import { describeIssues } from '../shared/events';
 import type { Logger, QueryResult } from '../shared/ports';
@@ -72,9 +72,34 @@ export function makeMergeOnComplete(deps: ChainDependencies): (event: CloudEvent
       logger.info('Batch already merged, or the event is of an earlier attempt; nothing to do', { status: current.state.status, attempt });
       return;
     }
+    const trust = trustOf(current.state, job, batchId, attempt);
+    if (trust === 'not-yet') {
+      // The launch of this very job may not be recorded yet: the redelivery finds it LAUNCHED.
+      throw new ChainError(`Job status event for a batch not recorded as LAUNCHED with this job yet (it is ${current.state.status}); retried`, { batchId, jobName: job.name, status: current.state.status });
+    }
+    if (trust === 'no') {
+      logger.warn(`Job status event not trusted: the batch is ${current.state.status} (attempt ${current.state.attempt}, job ${current.state.jobName ?? 'none'}), not LAUNCHED with job ${job.name} (${job.id}); acknowledged and ignored`, {
+        status: current.state.status,
+        jobState: job.currentState,
+      });
+      return;
+    }
     if (job.currentState === 'JOB_STATE_DONE') await mergeBatch(deps, logger, batchId, attempt, job);
     else await recordFailure(deps, logger, batches, batchId, attempt, job);
   };
+}
+
+/**
+ * A job's state event acts on a batch only when the batch is LAUNCHED with that job (name,
+ * attempt and, once recorded, ID): anything else could be a forged or stray event. An event for
+ * the job a batch is being launched with (announced, not yet recorded) is retried.
+ */
+function trustOf(state: BatchState, job: { id: string; name: string }, batchId: string, attempt: number): 'yes' | 'not-yet' | 'no' {
+  if (state.status === 'LAUNCHED') {
+    return state.attempt === attempt && state.jobName === job.name && (state.jobId === undefined || state.jobId === job.id) ? 'yes' : 'no';
+  }
+  const launching = state.status === 'COLLECTED' || (state.status === 'FAILED' && !state.final && state.announcedAttempt === attempt);
+  return launching && job.name === jobNameFor(batchId, attempt) ? 'not-yet' : 'no';
 }
 
 /**

@@ -54,8 +54,8 @@ describe('mergeOnComplete', () => {
     f.clock.set('2026-01-15T10:41:00.000Z');
     await deliver(f, jobStatusEvent(ourJob('JOB_STATE_DONE')));
 
-    assert.deepEqual(f.warehouse.statements.map((s) => s.kind), ['profile', 'merge']);
-    const [profile, merge] = f.warehouse.statements;
+    assert.deepEqual(f.warehouse.statements.map((s) => s.kind), ['profile', 'days', 'merge']);
+    const [profile, , merge] = f.warehouse.statements;
     assert.match(profile.sql, new RegExp(`FROM "consolidation_staging"\\."enriched_${SLUG}"`));
     assert.match(merge.sql, /^MERGE INTO "consolidated_dataset"\."consolidated_table" AS T/);
     assert.match(merge.sql, new RegExp(`FROM "consolidation_staging"\\."enriched_${SLUG}"`));
@@ -86,10 +86,44 @@ describe('mergeOnComplete', () => {
     assert.deepEqual(f.logger.at('ERROR'), []);
   });
 
-  const mergeable: { name: string; status: BatchStatus; attempt: number }[] = [
-    { name: 'COLLECTED (LAUNCHED was never recorded)', status: 'COLLECTED', attempt: 1 },
-    { name: 'LAUNCHED, attempt 2 (a relaunch)', status: 'LAUNCHED', attempt: 2 },
-  ];
+  const mergeable: { name: string; status: BatchStatus; attempt: number }[] = [{ name: 'LAUNCHED, attempt 2 (a relaunch)', status: 'LAUNCHED', attempt: 2 }];
+
+  it('DONE for a batch whose launch is not recorded yet (COLLECTED) -> throws so it is redelivered; merges once LAUNCHED is recorded', async () => {
+    const f = makeFakes();
+    await launched(f, 1, 'COLLECTED');
+    scriptMerge(f);
+    await assert.rejects(deliver(f, jobStatusEvent(ourJob('JOB_STATE_DONE'))), /not recorded as LAUNCHED with this job yet \(it is COLLECTED\); retried/);
+    assert.deepEqual(f.warehouse.of('merge'), []);
+    assert.equal(stateOf(f.store)?.status, 'COLLECTED');
+    await launched(f, 1, 'LAUNCHED');
+    await deliver(f, jobStatusEvent(ourJob('JOB_STATE_DONE')));
+    assert.equal(stateOf(f.store)?.status, 'MERGED');
+  });
+
+  describe('a job-state event is trusted only for a batch LAUNCHED with that job', () => {
+    const untrusted: { name: string; status: BatchStatus; state: Record<string, unknown>; event: JobPayload }[] = [
+      { name: 'a forged FAILED event for a SEALED batch whose chunks never arrived', status: 'SEALED', state: { attempt: 0 }, event: ourJob('JOB_STATE_FAILED') },
+      { name: 'a forged DONE event for a SEALED batch', status: 'SEALED', state: { attempt: 0 }, event: ourJob('JOB_STATE_DONE') },
+      { name: 'FAILED of another job ID than the one recorded', status: 'LAUNCHED', state: { attempt: 1, jobName: jobNameFor(TEST_BATCH_ID, 1), jobId: 'the-real-job' }, event: ourJob('JOB_STATE_FAILED') },
+      { name: 'DONE of a job of another name', status: 'LAUNCHED', state: { attempt: 1, jobName: jobNameFor(TEST_BATCH_ID, 1), jobId: '2026-01-15_02_22_00-job1' }, event: ourJob('JOB_STATE_DONE', 1, { name: 'consolidation-something-else' }) },
+      { name: 'FAILED of attempt 1 for a batch LAUNCHED as attempt 2 is stale, FAILED of attempt 2 for one LAUNCHED as 1 is not its job', status: 'LAUNCHED', state: { attempt: 1, jobName: jobNameFor(TEST_BATCH_ID, 1), jobId: 'j' }, event: ourJob('JOB_STATE_FAILED', 2) },
+      { name: 'a DONE event for a batch FAILED for good', status: 'FAILED', state: { attempt: 3, final: true }, event: ourJob('JOB_STATE_DONE', 3) },
+    ];
+    for (const c of untrusted) {
+      it(`${c.name} -> acknowledged, logged at WARNING, the batch untouched`, async () => {
+        const f = makeFakes();
+        await seedBatch(f.store, { status: c.status, state: c.state });
+        const before = f.store.get(paths.state(TEST_BATCH_ID));
+        scriptMerge(f);
+        await deliver(f, jobStatusEvent(c.event));
+        assert.equal(f.store.get(paths.state(TEST_BATCH_ID)), before, 'the state is unchanged');
+        assert.deepEqual(f.warehouse.of('merge'), []);
+        const warnings = f.logger.at('WARNING');
+        assert.equal(warnings.length, 1);
+        assert.match(warnings[0].message, /^Job status event not trusted: the batch is \w+ .*acknowledged and ignored$/);
+      });
+    }
+  });
   for (const c of mergeable) {
     it(`DONE merges a batch in ${c.name}`, async () => {
       const f = makeFakes();
@@ -126,7 +160,7 @@ describe('mergeOnComplete', () => {
     await launched(f);
     f.warehouse.profile = [];
     await deliver(f, jobStatusEvent(ourJob('JOB_STATE_DONE')));
-    assert.deepEqual(f.warehouse.statements.map((s) => s.kind), ['profile']);
+    assert.deepEqual(f.warehouse.statements.map((s) => s.kind), ['profile', 'days']);
     assert.equal(stateOf(f.store)?.status, 'MERGED');
     assert.deepEqual(stateOf(f.store)?.merge, { sourceRows: 0, inserted: 0, updated: 0, unchanged: 0, statusCounts: {} });
     assert.deepEqual(f.warehouse.drops, BATCH_TABLES);

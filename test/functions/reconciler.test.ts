@@ -69,7 +69,7 @@ const cases: Case[] = [
       f.store.put(paths.chunk(TEST_BATCH_ID, 1), '{"operation_id":"op-b1"}\n');
     },
     action: 'orphan-removed',
-    detail: /^extraction started at 2026-01-15T10:20:30\.000Z never finished; its chunks are deleted/,
+    detail: /^extraction started at 2026-01-15T10:20:30\.000Z never sealed its window of unknown bounds; its chunks are deleted; a scheduled run moves the watermark only after sealing, so the next scheduled run reads that window again$/,
     published: [],
     state: null,
     open: false,
@@ -82,7 +82,7 @@ const cases: Case[] = [
       f.store.put(paths.open(TEST_BATCH_ID), 'garbage');
     },
     action: 'orphan-removed',
-    detail: /^extraction started at an unknown time never finished/,
+    detail: /^extraction started at an unknown time never sealed its window/,
     published: [],
     state: null,
     open: false,
@@ -144,10 +144,10 @@ const cases: Case[] = [
     logged: ['WARNING'],
   },
   {
-    name: 'SEALED, the seal never stored -> the seal published again from the manifest, state unchanged',
+    name: 'SEALED, the seal never stored -> the seal published again from the manifest, the republication counted',
     setup: async (f) => void (await seed(f, 'SEALED', {}, { storeChunks: [0, 2] })),
     action: 'seal-republished',
-    detail: /^the seal never reached collectIds; published it again from the manifest$/,
+    detail: /^the seal never reached collectIds; published it again from the manifest \(1 of 3\)$/,
     published: [{ topic: IDS_TOPIC, data: { type: 'seal', batchId: TEST_BATCH_ID, chunkCount: 3, idCount: 5, window: WINDOW }, attributes: { type: 'seal', batchId: TEST_BATCH_ID } }],
     state: { status: 'SEALED' },
     open: true,
@@ -176,7 +176,7 @@ const cases: Case[] = [
       f.deps.batchSuffix = () => 'def456';
     },
     action: 'superseded',
-    detail: new RegExp(`^chunk\\(s\\) 1 never arrived; window re-read as batch ${SUCCESSOR}$`),
+    detail: new RegExp(`^chunk\\(s\\) 1 never arrived; window \\(2026-01-15T09:45:00\\.000Z, 2026-01-15T10:20:00\\.000Z\\] re-read as batch ${SUCCESSOR} \\(re-read 1 of at most 3\\)$`),
     published: [
       { topic: IDS_TOPIC, data: { type: 'chunk', batchId: SUCCESSOR, chunk: 0, ids: ['op-a1', 'op-a2', 'op-b1', 'op-b2', 'op-c1', 'op-d1'] } },
       { topic: IDS_TOPIC, data: { type: 'seal', batchId: SUCCESSOR, chunkCount: 1, idCount: 6, window: WINDOW } },
@@ -185,7 +185,8 @@ const cases: Case[] = [
     open: false,
     logged: ['WARNING'],
     check: (f) => {
-      assert.deepEqual(f.warehouse.streams[0].statement.params, { window_from: { type: 'TIMESTAMP', value: WINDOW.from }, window_to: { type: 'TIMESTAMP', value: WINDOW.to } }, 'the same window');
+      const { window_from, window_to } = f.warehouse.streams[0].statement.params;
+      assert.deepEqual({ window_from, window_to }, { window_from: { type: 'TIMESTAMP', value: WINDOW.from }, window_to: { type: 'TIMESTAMP', value: WINDOW.to } }, 'the same window');
       const successor = f.store.getJson<Manifest>(paths.manifest(SUCCESSOR));
       assert.deepEqual(successor?.window, WINDOW);
       assert.equal(successor?.asOf, undefined, 'read as of the same instant (the window end)');
@@ -200,15 +201,14 @@ const cases: Case[] = [
       sealed(f);
     },
     action: 'gave-up',
-    detail: /^IDs replay with chunk\(s\) 0 missing; run it again$/,
+    detail: /^chunk\(s\) 0 never arrived; an IDs replay cannot be re-read: run it again$/,
     published: [],
-    state: { status: 'FAILED', final: true, reason: 'chunk(s) 0 never arrived' },
+    state: { status: 'FAILED', final: true, reason: 'chunk(s) 0 never arrived; an IDs replay cannot be re-read: run it again' },
     open: false,
     logged: ['ERROR', 'WARNING'],
     check: (f) => {
       const [error] = f.logger.at('ERROR');
-      assert.match(error.message, /^An IDs replay lost chunk\(s\) on the way; run the replay again$/);
-      assert.deepEqual(error.fields.missingChunks, [0]);
+      assert.match(error.message, /^An IDs replay cannot finish \(chunk\(s\) 0 never arrived\); run the replay again$/);
       assert.equal(error.fields.batchId, TEST_BATCH_ID);
       assert.equal(f.warehouse.streams.length, 0);
     },
@@ -216,12 +216,12 @@ const cases: Case[] = [
 
   // --- COLLECTED: announced, never launched.
   {
-    name: 'COLLECTED -> announced again (attempt 1), state unchanged',
+    name: 'COLLECTED -> announced again (attempt 1), the announcement counted',
     setup: async (f) => void (await seed(f, 'COLLECTED')),
     action: 'announced',
-    detail: /^announced but never launched; announced attempt 1$/,
+    detail: /^announced but never launched; announced attempt 1 again \(1 of 3\)$/,
     published: [batchMessage(1)],
-    state: { status: 'COLLECTED' },
+    state: { status: 'COLLECTED', announcements: 1 },
     open: true,
     logged: ['WARNING'],
   },
@@ -399,7 +399,7 @@ describe('reconciler', () => {
       const state = stateOf(f.store);
       if (c.state === null) assert.equal(state, undefined, 'no state written');
       else if (c.state) for (const [key, value] of Object.entries(c.state)) assert.deepEqual(state?.[key as keyof BatchState], value, `state.${key}`);
-      if (c.action === 'waiting' || c.action === 'seal-republished') assert.equal(f.store.get(paths.state(TEST_BATCH_ID)), stateBefore, 'the state is not rewritten');
+      if (c.action === 'waiting') assert.equal(f.store.get(paths.state(TEST_BATCH_ID)), stateBefore, 'the state is not rewritten');
 
       assert.equal(f.store.paths('open/').includes(paths.open(TEST_BATCH_ID)), c.open, c.open ? 'the batch stays open' : 'the batch is closed');
       assert.deepEqual(
@@ -436,22 +436,27 @@ describe('reconciler', () => {
     assert.deepEqual(f.store.paths('open/'), ['open/not-a-batch.json', 'open/notes.txt'], 'what is not a batch marker is left alone');
   });
 
-  it('a batch it cannot repair -> action "error", ERROR logged, the other batches still repaired', async () => {
+  it('a batch whose manifest is damaged and cannot be rebuilt -> gave-up, ERROR naming the object and the repair; the other batches still repaired', async () => {
     const f = makeFakes();
     const broken = '20260115T100000Z-0f0f0f';
-    openMarker(f, broken);
+    f.store.put(paths.open(broken), JSON.stringify({ batchId: broken, createdAt: '2026-01-15T10:00:30.000Z', window: { from: '2026-01-15T09:25:00.000Z', to: '2026-01-15T10:00:00.000Z' } }));
     f.store.put(paths.manifest(broken), '{"batchId": "truncated');
     await seed(f, 'COLLECTED');
     f.clock.set(STUCK);
     const actions = await reconcileBatches(f.deps, f.logger);
     assert.deepEqual(actions.map((a) => [a.batchId, a.action]), [
-      [broken, 'error'],
+      [broken, 'gave-up'],
       [TEST_BATCH_ID, 'announced'],
     ]);
     const [error] = f.logger.at('ERROR');
-    assert.match(error.message, /^The reconciler could not repair the batch; it tries again on the next run: /);
+    assert.match(
+      error.message,
+      /^Batch cannot be repaired: batches\/20260115T100000Z-0f0f0f\/manifest\.json is damaged \(not JSON .*\) and no seal was stored to rebuild it from; replay its window: consolidate replay --from 2026-01-15T09:25:00\.000Z --to 2026-01-15T10:00:00\.000Z$/,
+    );
     assert.equal(error.fields.batchId, broken);
-    assert.deepEqual(f.store.paths('open/'), [paths.open(broken), paths.open(TEST_BATCH_ID)], 'the broken batch stays open');
+    assert.equal(stateOf(f.store, broken)?.status, 'FAILED');
+    assert.equal(stateOf(f.store, broken)?.final, true);
+    assert.deepEqual(f.store.paths('open/'), [paths.open(TEST_BATCH_ID)], 'the broken batch is closed: no repair loop');
   });
 
   it('a job service that cannot be reached -> "error" for that batch, nothing recorded, tried again next run', async () => {
@@ -534,7 +539,7 @@ describe('reconciler', () => {
       assert.equal(response.statusCode, 200);
       const body = response.body as { status: string; batchId: string; reconciled: ReconcileAction[] };
       assert.equal(body.status, 'sealed');
-      assert.deepEqual(body.reconciled, [{ batchId: TEST_BATCH_ID, action: 'announced', detail: 'announced but never launched; announced attempt 1' }]);
+      assert.deepEqual(body.reconciled, [{ batchId: TEST_BATCH_ID, action: 'announced', detail: 'announced but never launched; announced attempt 1 again (1 of 3)' }]);
       // The repair is published before the new batch's first chunk.
       assert.deepEqual(f.publisher.messages.map((m) => `${m.topic}:${(m.data as { type: string }).type}`), [`${BATCHES_TOPIC}:batch`, `${IDS_TOPIC}:chunk`, `${IDS_TOPIC}:seal`]);
       assert.equal(f.logger.at('WARNING')[0].fields.leaseHolder, f.store.getJson<LeaseRecord>('lease.json')?.holder, 'the repair is logged under the run\'s lease');

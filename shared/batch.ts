@@ -194,7 +194,7 @@ export class DamagedStateError extends ChainError {
   }
 }
 
-export const REPAIR_STATE = '`consolidate reconcile` rebuilds it from the batch\'s manifest (the batch is then processed again; its MERGE cannot double a row)';
+export const REPAIR_STATE = '`consolidate reconcile` repairs it: it rewrites the state and reads the batch\'s window again under a new batch (the MERGE cannot double a row)';
 
 function parseObject<T>(path: string, data: string, schema: z.ZodType<T>, repair: string, batchId: string): T {
   let value: unknown;

@@ -1,4 +1,4 @@
-import { BatchStore, type BatchState, type RejectedRows } from '../batch';
+import { BatchStore, DamagedStateError, type BatchState, type RejectedRows } from '../batch';
 import type { PublishResponse } from '../../functions/publish-ops';
 import type { ReconcileAction } from '../../functions/reconciler';
 import { DATAFLOW_EVENTS, isTerminal, type LocalStack } from './stack';
@@ -141,7 +141,13 @@ export async function runCycle(stack: LocalStack, options: CycleOptions = {}): P
       refused,
       replay,
     };
-    const state = await waitForBatch(stack, body.batchId, options);
+    let state: BatchState | undefined;
+    try {
+      state = await waitForBatch(stack, body.batchId, options);
+    } catch (error) {
+      if (!(error instanceof DamagedStateError)) throw error;
+      return { ok: false, outcome: 'failed', error: error.message, ...base, deadLetters: stack.deadLetterCount() - deadLettersBefore };
+    }
     const deadLetters = stack.deadLetterCount() - deadLettersBefore;
     if (state?.status === 'MERGED') {
       marks.merged = performance.now();

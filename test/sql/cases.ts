@@ -13,11 +13,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { parsePipeline, renderJinja, type PipelinePlan } from '../../shared/local/pipeline-runner';
+import { BigQueryWarehouse } from '../../shared/gcp/bigquery-warehouse';
+import { parsePipeline, planSelect, renderJinja, type PipelinePlan } from '../../shared/local/pipeline-runner';
 import type { SchemaField, Statement, TableRef } from '../../shared/ports';
 import { loadSchema, type SchemaName } from '../../shared/schema';
 import { bigqueryDialect, type SqlDialect } from '../../shared/sql/dialect';
 import * as statements from '../../shared/sql/statements';
+import { analyze, type Catalog } from '../support/googlesql';
 
 export const PROJECT = 'my-project';
 export const BATCH_ID = '20260115T102000Z-1a2b3c';
@@ -104,4 +106,25 @@ export function pipelineVariables(names: { qualify(ref: TableRef): string }): Re
 /** The pipeline file, rendered with the variables and parsed as the local runner parses it. */
 export function pipelinePlan(variables: Record<string, string>): PipelinePlan {
   return parsePipeline(parseYaml(renderJinja(readFileSync(PIPELINE_FILE, 'utf8'), variables, PIPELINE_FILE)), PIPELINE_FILE);
+}
+
+/** Names as the BigQuery adapter gives them to the pipeline (no client call is made). */
+const bigqueryNames = new BigQueryWarehouse({ bigquery: undefined as never, storage: undefined as never, project: PROJECT, location: 'EU' });
+
+export function catalogWith(enriched: SchemaField[]): Catalog {
+  return Object.fromEntries((Object.keys(TABLES) as TableKey[]).map((key) => [bigqueryName(TABLES[key].ref), schemaOf(key, enriched)]));
+}
+
+/** The enrichment as one GoogleSQL query (read, then each MapToFields as a CTE) and its output columns. */
+export async function analyzedEnrichment(): Promise<{ readQuery: string; query: string; output: SchemaField[] }> {
+  const plan = pipelinePlan(pipelineVariables(bigqueryNames));
+  const catalog = catalogWith([]);
+  await analyze(plan.read.query, {}, catalog);
+  const query = await planSelect(
+    plan,
+    async (ctes) => (await analyze(`WITH ${ctes.join(',\n')}\nSELECT * FROM \`step_${ctes.length - 1}\``, {}, catalog)).map((c) => c.name),
+    (name) => `\`${name}\``,
+  );
+  const output = (await analyze(query, {}, catalog)).map((c) => ({ name: c.name, type: c.type, mode: 'NULLABLE' }));
+  return { readQuery: plan.read.query, query, output };
 }

@@ -1,12 +1,9 @@
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { BigQueryWarehouse } from '../../shared/gcp/bigquery-warehouse';
-import { planSelect } from '../../shared/local/pipeline-runner';
-import type { SchemaField } from '../../shared/ports';
 import { duckdbDialect } from '../../shared/sql/dialect';
-import { analyze, type Catalog } from '../support/googlesql';
-import { bigquery, bigqueryName, CASES, NOT_STATEMENTS, PROJECT, pipelinePlan, pipelineVariables, schemaOf, TABLES, type TableKey } from './cases';
+import { analyze } from '../support/googlesql';
+import { analyzedEnrichment, bigquery, CASES, catalogWith, NOT_STATEMENTS, PROJECT, schemaOf } from './cases';
 
 /**
  * Every BigQuery statement of test/sql/cases.ts, and the pipeline file's ReadFromBigQuery query,
@@ -15,27 +12,6 @@ import { bigquery, bigqueryName, CASES, NOT_STATEMENTS, PROJECT, pipelinePlan, p
  */
 
 const SQL_DIR = join(__dirname, '..', '..', 'shared', 'sql');
-
-/** Names as the BigQuery adapter gives them to the pipeline (no client call is made). */
-const bigqueryNames = new BigQueryWarehouse({ bigquery: undefined as never, storage: undefined as never, project: PROJECT, location: 'EU' });
-
-function catalogWith(enriched: SchemaField[]): Catalog {
-  return Object.fromEntries((Object.keys(TABLES) as TableKey[]).map((key) => [bigqueryName(TABLES[key].ref), schemaOf(key, enriched)]));
-}
-
-/** The enrichment as one GoogleSQL query (read, then each MapToFields as a CTE) and its output columns. */
-export async function analyzedEnrichment(): Promise<{ readQuery: string; query: string; output: SchemaField[] }> {
-  const plan = pipelinePlan(pipelineVariables(bigqueryNames));
-  const catalog = catalogWith([]);
-  await analyze(plan.read.query, {}, catalog);
-  const query = await planSelect(
-    plan,
-    async (ctes) => (await analyze(`WITH ${ctes.join(',\n')}\nSELECT * FROM \`step_${ctes.length - 1}\``, {}, catalog)).map((c) => c.name),
-    (name) => `\`${name}\``,
-  );
-  const output = (await analyze(query, {}, catalog)).map((c) => ({ name: c.name, type: c.type, mode: 'NULLABLE' }));
-  return { readQuery: plan.read.query, query, output };
-}
 
 describe('GoogleSQL analysis of every BigQuery statement (ZetaSQL)', () => {
   it('has a case for every statement function exported from shared/sql/', () => {

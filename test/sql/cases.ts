@@ -125,6 +125,6 @@ export async function analyzedEnrichment(): Promise<{ readQuery: string; query: 
     async (ctes) => (await analyze(`WITH ${ctes.join(',\n')}\nSELECT * FROM \`step_${ctes.length - 1}\``, {}, catalog)).map((c) => c.name),
     (name) => `\`${name}\``,
   );
-  const output = (await analyze(query, {}, catalog)).map((c) => ({ name: c.name, type: c.type, mode: 'NULLABLE' }));
+  const output = (await analyze(query, {}, catalog)).map((c): SchemaField => ({ name: c.name, type: c.type, mode: 'NULLABLE' }));
   return { readQuery: plan.read.query, query, output };
 }

@@ -3,15 +3,16 @@
  * devDependency @fivetrandevelopers/zetasql) analyses statements against a catalog and evaluates
  * queries on given table content with its reference engine.
  *
- * The service starts on first use, once per test run, on a free loopback port; the root hook in
- * test/support/googlesql-hooks.ts stops it after the run. Tests that never call it never start it.
+ * The service starts on first use, once per test run, on a free loopback port; the mocha root hook
+ * of test/support/googlesql-hooks.ts stops it after the run. Tests that never call it never start it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { LanguageOptions, ZetaSQLClient } from '@fivetrandevelopers/zetasql';
+import type { ZetaSQLClient } from '@fivetrandevelopers/zetasql';
 import { toBigQueryParams } from '../../shared/gcp/bigquery-warehouse';
 import type { QueryParams, Row, SchemaField } from '../../shared/ports';
+import { atEndOfRun } from './googlesql-hooks';
 
 /** Tables by their BigQuery name without backticks (`project.dataset.table`), each with its schema. */
 export type Catalog = Record<string, SchemaField[]>;
@@ -68,6 +69,8 @@ function typeOf(bigqueryType: string | string[]): TypeProto {
 interface Service {
   child: ChildProcess;
   client: ZetaSQLClient;
+  /** The service's gRPC stub (evaluateQuery has no wrapper in the client). */
+  api: { evaluateQuery: (request: unknown, callback: (error: unknown, response: never) => void) => unknown };
   languageOptions: unknown;
 }
 
@@ -92,6 +95,8 @@ async function startOnce(): Promise<Service> {
   if (process.platform !== 'linux' || process.arch !== 'x64') {
     throw new Error(`The GoogleSQL tests need the ZetaSQL local service, shipped for Linux x86-64 only (this is ${process.platform}-${process.arch})`);
   }
+  // Loaded here, not at import: a test run that never needs GoogleSQL never loads its client.
+  const { LanguageOptions, ZetaSQLClient } = await import('@fivetrandevelopers/zetasql');
   const port = await freeLoopbackPort();
   const child = spawn(BINARY, ['127.0.0.1', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
   running = child;
@@ -112,7 +117,7 @@ async function startOnce(): Promise<Service> {
     throw new Error(`The ZetaSQL local service did not answer on 127.0.0.1:${port}: ${output.trim()}`);
   }
   const languageOptions = (await new LanguageOptions().enableMaximumLanguageFeatures()).serialize();
-  return { child, client, languageOptions };
+  return { child, client, api: ZetaSQLClient.API as unknown as Service['api'], languageOptions };
 }
 
 async function start(): Promise<Service> {
@@ -127,7 +132,10 @@ async function start(): Promise<Service> {
 }
 
 function googleSql(): Promise<Service> {
-  service ??= start();
+  if (!service) {
+    service = start();
+    atEndOfRun(stopGoogleSql);
+  }
   return service;
 }
 
@@ -334,7 +342,7 @@ export function isoMicros(micros: bigint): string {
  * parameters typed as the BigQuery adapter sends them; returns its rows as plain values.
  */
 export async function evaluate(sql: string, params: QueryParams, tables: TableRows): Promise<Row[]> {
-  const { client, languageOptions } = await googleSql();
+  const { client, api, languageOptions } = await googleSql();
   const { types } = toBigQueryParams(params);
   const catalog: Catalog = Object.fromEntries(Object.entries(tables).map(([name, t]) => [name, t.schema]));
   const tableContent = Object.fromEntries(
@@ -350,8 +358,7 @@ export async function evaluate(sql: string, params: QueryParams, tables: TableRo
   type Response = { content?: { tableData?: { row?: { cell?: Record<string, unknown>[] }[] } }; prepared?: { columns?: { name: string }[] } };
   let response: Response;
   try {
-    const api = ZetaSQLClient.API as unknown as { evaluateQuery: (r: unknown, cb: (e: unknown, r: Response) => void) => never };
-    response = await client.promisify(request, api.evaluateQuery.bind(api));
+    response = await client.promisify(request, api.evaluateQuery.bind(api) as never);
   } catch (error) {
     throw located((error as { details?: string }).details ?? String(error), sql, 'GoogleSQL evaluation failed');
   }

@@ -79,6 +79,7 @@ let running: ChildProcess | undefined;
 
 const BINARY = join(require.resolve('@fivetrandevelopers/zetasql'), '..', 'zetasql', 'remote_server.so');
 const START_TRIES = 3;
+const CONNECT_POLLS = 4;
 
 async function freeLoopbackPort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -111,7 +112,9 @@ async function startOnce(): Promise<Service> {
   exited.catch(() => undefined);
   ZetaSQLClient.init(port);
   const client = ZetaSQLClient.getInstance();
-  const up = await Promise.race([client.testConnection(), exited]);
+  // testConnection polls for about 7 s; a loaded machine can take longer to map the 110 MB binary.
+  let up = false;
+  for (let poll = 0; poll < CONNECT_POLLS && !up; poll++) up = await Promise.race([client.testConnection(), exited]);
   if (!up) {
     child.kill('SIGKILL');
     throw new Error(`The ZetaSQL local service did not answer on 127.0.0.1:${port}: ${output.trim()}`);

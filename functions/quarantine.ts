@@ -1,7 +1,7 @@
 import { batchSlug } from '../shared/batch';
 import { REJECT_REASONS, formatRejectCounts, type RejectCounts, type RejectReason } from '../shared/rejects';
 import type { Logger } from '../shared/ports';
-import { duplicateReferenceKeys, quarantineRejectedRows, quarantinedByBatch } from '../shared/sql/statements';
+import { duplicateReferenceKeys, quarantineCounts, quarantineRejectedRows } from '../shared/sql/statements';
 import { dialectOf } from '../shared/sql/render';
 import type { ChainDependencies } from './dependencies';
 
@@ -19,7 +19,7 @@ export async function quarantineWindow(deps: ChainDependencies, window: { from: 
     labels: { pipeline: 'consolidation' },
   });
   const counts: RejectCounts = {};
-  for (const row of (await warehouse.query(quarantinedByBatch(dialect, config.tables.quarantine, batchId))).rows) {
+  for (const row of (await warehouse.query(quarantineCounts(dialect, config.tables.quarantine, { batchId }))).rows) {
     if ((REJECT_REASONS as readonly string[]).includes(String(row.reason))) counts[row.reason as RejectReason] = Number(row.row_count);
   }
   if (Object.keys(counts).length > 0) {

@@ -142,11 +142,6 @@ VALUES (${QUARANTINE_COLUMNS.map((c) => `S.${c}`).join(', ')}, ${d.param('batch_
   };
 }
 
-/** Rows a run newly quarantined, per reason. */
-export function quarantinedByBatch(d: SqlDialect, quarantine: TableRef, batchId: string): Statement {
-  return quarantineCounts(d, quarantine, { batchId });
-}
-
 const QUARANTINE_FILTER = (d: SqlDialect) =>
   `(${d.param('reason', 'STRING')} IS NULL OR reason = ${d.param('reason', 'STRING')}) AND (${d.param('batch_id', 'STRING')} IS NULL OR batch_id = ${d.param('batch_id', 'STRING')})`;
 

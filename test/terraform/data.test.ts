@@ -161,7 +161,7 @@ describe('terraform/: buckets, BigQuery and Pub/Sub', () => {
     });
 
     it('creates no other table', () => {
-      assert.deepEqual([...resourcesOfType(config, 'google_bigquery_table').keys()].sort(), ['consolidated', 'source']);
+      assert.deepEqual([...resourcesOfType(config, 'google_bigquery_table').keys()].sort(), ['consolidated', 'quarantine', 'source']);
     });
   });
 

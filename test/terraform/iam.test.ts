@@ -20,6 +20,9 @@ const EXPECTED_ROLES: Record<string, string[]> = {
     'roles/dataflow.viewer on project',
     'roles/bigquery.dataEditor on dataset:staging',
     'roles/bigquery.dataEditor on table:consolidated',
+    'roles/bigquery.dataEditor on table:quarantine',
+    'roles/bigquery.dataViewer on table:var.services_table',
+    'roles/bigquery.dataViewer on table:var.agents_table',
   ],
   collect_ids: ['roles/storage.objectUser on bucket:state', 'roles/pubsub.publisher on topic:batches'],
   launch_dataflow: [

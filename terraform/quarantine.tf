@@ -43,7 +43,7 @@ resource "google_bigquery_table_iam_member" "publish_ops_reads_services" {
   depends_on = [google_bigquery_table.source]
 }
 
-# The same for agents.
+# Reads agents too, for the same warning about repeated agent_code keys.
 resource "google_bigquery_table_iam_member" "publish_ops_reads_agents" {
   project    = var.project_id
   dataset_id = var.source_dataset

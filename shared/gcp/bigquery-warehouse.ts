@@ -175,8 +175,9 @@ export class BigQueryWarehouse implements Warehouse {
   async ensureTable(ref: TableRef, schema: SchemaField[], options: { partitionField?: string; clusterFields?: string[] } = {}): Promise<void> {
     const dataset = this.bigquery.dataset(ref.dataset);
     try {
-      const [exists] = await dataset.table(ref.table).exists();
-      if (exists) return;
+      const table = dataset.table(ref.table);
+      const [exists] = await table.exists();
+      if (exists) return await this.addMissingColumns(table, schema);
       const metadata: TableMetadata = {
         schema: { fields: schema },
         ...(options.partitionField ? { timePartitioning: { type: 'DAY', field: options.partitionField } } : {}),
@@ -187,6 +188,20 @@ export class BigQueryWarehouse implements Warehouse {
       if (isAlreadyExists(error)) return; // created concurrently
       throw new ChainError(`Could not create the table ${this.plainName(ref)}: ${errorMessage(error)}`, { table: this.plainName(ref) }, { cause: error });
     }
+  }
+
+  /**
+   * Adds to an existing table the schema's columns it lacks, NULLable (BigQuery adds columns only
+   * at the end, and an existing row has no value for them); its own columns are kept as they are.
+   */
+  private async addMissingColumns(table: ReturnType<ReturnType<BigQuery['dataset']>['table']>, schema: SchemaField[]): Promise<void> {
+    const [metadata] = (await table.getMetadata()) as [TableMetadata, ...unknown[]];
+    const existing = (metadata.schema?.fields ?? []) as SchemaField[];
+    const names = new Set(existing.map((f) => f.name));
+    const missing = schema.filter((f) => !names.has(f.name)).map((f): SchemaField => ({ ...f, mode: 'NULLABLE' }));
+    if (missing.length === 0) return;
+    await table.setMetadata({ schema: { fields: [...existing, ...missing] } });
+    this.logger?.info('Columns added to an existing table', { table: table.id, columns: missing.map((f) => f.name) });
   }
 
   /** Drops the table; a missing table is not an error. */

@@ -430,12 +430,32 @@ describe('BigQueryWarehouse', () => {
       });
     }
 
-    it('leaves an existing table alone', async () => {
+    it('leaves an existing table that has every column alone', async () => {
       const { warehouse } = setup();
       sinon.stub(Table.prototype, 'exists').resolves([true] as never);
+      sinon.stub(Table.prototype, 'getMetadata').resolves([{ schema: { fields: schema } }] as never);
       const create = sinon.stub(Dataset.prototype, 'createTable');
+      const patch = sinon.stub(Table.prototype, 'setMetadata');
       await warehouse.ensureTable(ref, schema);
       sinon.assert.notCalled(create);
+      sinon.assert.notCalled(patch);
+    });
+
+    it('adds the columns an existing table lacks, NULLABLE and after its own, with one metadata patch', async () => {
+      const { warehouse } = setup();
+      const older = [...schema, { name: 'legacy_note', type: 'STRING', mode: 'NULLABLE', description: 'kept' }];
+      const wanted: SchemaField[] = [...schema, { name: 'transaction_ref', type: 'STRING', mode: 'NULLABLE' }, { name: 'agent_code', type: 'STRING', mode: 'REQUIRED' }];
+      sinon.stub(Table.prototype, 'exists').resolves([true] as never);
+      const read = sinon.stub(Table.prototype, 'getMetadata').resolves([{ schema: { fields: older } }] as never);
+      const patch = sinon.stub(Table.prototype, 'setMetadata').resolves([{}] as never);
+      const create = sinon.stub(Dataset.prototype, 'createTable');
+      await warehouse.ensureTable(ref, wanted);
+      sinon.assert.notCalled(create);
+      assert.equal((read.firstCall.thisValue as Table).id, ref.table);
+      assert.equal((patch.firstCall.thisValue as Table).id, ref.table);
+      assert.deepStrictEqual(patch.firstCall.args, [
+        { schema: { fields: [...older, { name: 'transaction_ref', type: 'STRING', mode: 'NULLABLE' }, { name: 'agent_code', type: 'STRING', mode: 'NULLABLE' }] } },
+      ]);
     });
 
     it('accepts a table created concurrently (409)', async () => {

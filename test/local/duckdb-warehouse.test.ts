@@ -370,6 +370,21 @@ VALUES (CAST($id AS VARCHAR), CAST($amount AS DECIMAL(38, 9)), CAST($created AS 
       assert.throws(() => warehouse.qualify({ dataset: 'x"; DROP', table: 't' }), /not a valid DuckDB/);
     });
 
+    it('adds to an existing consolidated_table the columns it lacks (NULL in its rows), keeping its rows', async () => {
+      const ref = { dataset: 'legacy', table: 'consolidated_table' };
+      const before = loadSchema('consolidated_table').filter((f) => !['transaction_ref', 'agent_code', 'service_id'].includes(f.name));
+      await warehouse.ensureTable(ref, before);
+      await warehouse.query({ sql: `INSERT INTO legacy.consolidated_table (operation_id, created_at, source_timestamp, version_ts, batch_id, consolidated_at) VALUES ('op-1', TIMESTAMPTZ '2026-01-15 10:00:00+00', TIMESTAMPTZ '2026-01-15 10:00:00+00', TIMESTAMPTZ '2026-01-15 10:00:00+00', 'b', TIMESTAMPTZ '2026-01-15 10:00:00+00')`, params: {} });
+      await warehouse.ensureTable(ref, loadSchema('consolidated_table'));
+      const added = await rowsOf(warehouse, "SELECT column_name, is_nullable FROM information_schema.columns WHERE table_schema = 'legacy' AND column_name IN ('transaction_ref', 'agent_code', 'service_id') ORDER BY 1");
+      assert.deepEqual(added, [
+        { column_name: 'agent_code', is_nullable: 'YES' },
+        { column_name: 'service_id', is_nullable: 'YES' },
+        { column_name: 'transaction_ref', is_nullable: 'YES' },
+      ]);
+      assert.deepEqual(await rowsOf(warehouse, 'SELECT operation_id, transaction_ref, agent_code, service_id FROM legacy.consolidated_table'), [{ operation_id: 'op-1', transaction_ref: null, agent_code: null, service_id: null }]);
+    });
+
     it('creates the same table from concurrent callers', async () => {
       await Promise.all(Array.from({ length: 8 }, () => warehouse.ensureTable({ dataset: 'fresh', table: 't' }, schema)));
       assert.deepEqual(await rowsOf(warehouse, 'SELECT count(*) AS n FROM fresh.t'), [{ n: 0 }]);

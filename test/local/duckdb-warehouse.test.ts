@@ -374,7 +374,7 @@ VALUES (CAST($id AS VARCHAR), CAST($amount AS DECIMAL(38, 9)), CAST($created AS 
       const ref = { dataset: 'legacy', table: 'consolidated_table' };
       const before = loadSchema('consolidated_table').filter((f) => !['transaction_ref', 'agent_code', 'service_id'].includes(f.name));
       await warehouse.ensureTable(ref, before);
-      await warehouse.query({ sql: `INSERT INTO legacy.consolidated_table (operation_id, created_at, source_timestamp, version_ts, batch_id, consolidated_at) VALUES ('op-1', TIMESTAMPTZ '2026-01-15 10:00:00+00', TIMESTAMPTZ '2026-01-15 10:00:00+00', TIMESTAMPTZ '2026-01-15 10:00:00+00', 'b', TIMESTAMPTZ '2026-01-15 10:00:00+00')`, params: {} });
+      await warehouse.query({ sql: `INSERT INTO legacy.consolidated_table (operation_id, reconciliation_status, created_at, source_timestamp, version_ts, batch_id, consolidated_at) VALUES ('op-1', 'MATCHED', TIMESTAMPTZ '2026-01-15 10:00:00+00', TIMESTAMPTZ '2026-01-15 10:00:00+00', TIMESTAMPTZ '2026-01-15 10:00:00+00', 'b', TIMESTAMPTZ '2026-01-15 10:00:00+00')`, params: {} });
       await warehouse.ensureTable(ref, loadSchema('consolidated_table'));
       const added = await rowsOf(warehouse, "SELECT column_name, is_nullable FROM information_schema.columns WHERE table_schema = 'legacy' AND column_name IN ('transaction_ref', 'agent_code', 'service_id') ORDER BY 1");
       assert.deepEqual(added, [

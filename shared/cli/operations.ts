@@ -1,13 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { reconcileUnderLease, type ReconcileAction } from '../../functions/reconciler';
-import { BatchStore, paths, type BatchState, type Manifest } from '../batch';
+import { BatchStore, DamagedStateError, paths, type BatchState, type Manifest } from '../batch';
 import { ConflictError, errorMessage } from '../errors';
 import { readLease, leaseActive } from '../lease';
 import { runCycle } from '../local/cycle';
 import { FolderObjectStore } from '../local/folder-store';
 import { StackClock, type LocalStack } from '../local/stack';
 import type { ObjectStore } from '../ports';
+import { formatRejectCounts } from '../rejects';
 import { formatCycle } from './report';
 import { openSession, startStack, type SessionOptions } from './session';
 
@@ -58,14 +59,26 @@ export async function statusCommand(options: OperationOptions & { limit: number 
   const ids = [...new Set((await store.list('batches/')).filter((p) => p.endsWith('/state.json')).map((p) => p.split('/')[1]))].sort().reverse();
   const open = new Set(await store.list(paths.openBatches));
   const rows: BatchRow[] = [];
+  const damaged: DamagedStateError[] = [];
   for (const batchId of ids.slice(0, options.limit)) {
-    const state = (await batches.readState(batchId))?.state;
+    const state = await batches.readState(batchId).then(
+      (read) => read?.state,
+      (error: unknown) => {
+        if (!(error instanceof DamagedStateError)) throw error;
+        damaged.push(error);
+        return undefined;
+      },
+    );
     if (state) rows.push({ state, manifest: await batches.readManifest(batchId).catch(() => null), open: open.has(paths.open(batchId)) });
   }
+  for (const error of damaged) out(`DAMAGED    ${error.message}`);
   const flagged = rows.filter((r) => stuckReason(r, now, config.stuckAfterMs));
   out(`Batches    ${ids.length} in all, ${open.size} open; the newest ${rows.length}${flagged.length ? `; ${flagged.length} need a look` : ''}:`);
-  if (rows.length === 0) return 0;
-  const table = [['batch', 'state', 'att', 'job', 'IDs', 'ins', 'upd', 'same', 'age', ''] as string[]];
+  const quarantined: Record<string, number> = {};
+  for (const row of rows) for (const [reason, n] of Object.entries(row.manifest?.rejected ?? {})) quarantined[reason] = (quarantined[reason] ?? 0) + n;
+  out(`Quarantine rows the newest ${rows.length} batch(es) set aside: ${formatRejectCounts(quarantined)}${Object.keys(quarantined).length ? ' (`consolidate rejects` lists them)' : ''}`);
+  if (rows.length === 0) return damaged.length > 0 ? 1 : 0;
+  const table = [['batch', 'state', 'att', 'job', 'IDs', 'ins', 'upd', 'same', 'quar', 'age', ''] as string[]];
   for (const row of rows) {
     const { state, manifest } = row;
     const merge = state.merge;
@@ -79,6 +92,7 @@ export async function statusCommand(options: OperationOptions & { limit: number 
       merge ? String(merge.inserted) : '-',
       merge ? String(merge.updated) : '-',
       merge ? String(merge.unchanged) : '-',
+      manifest ? String(Object.values(manifest.rejected).reduce((a, b) => a + b, 0)) : '-',
       age(now.getTime() - Date.parse(state.updatedAt)),
       stuckReason(row, now, config.stuckAfterMs) ?? '',
     ]);
@@ -92,7 +106,9 @@ export async function statusCommand(options: OperationOptions & { limit: number 
       out(`  → ${row.state.batchId}: \`consolidate reconcile\` repairs it (also done at the start of every run)`);
     }
   }
-  return flagged.some((r) => r.state.status !== 'FAILED') ? 1 : 0;
+  // 1: a batch is stuck or damaged (the reconciler repairs it); 4: one ended FAILED for good (replay it).
+  if (damaged.length > 0 || flagged.some((r) => r.state.status !== 'FAILED')) return 1;
+  return flagged.length > 0 ? 4 : 0;
 }
 
 function describeAction(action: ReconcileAction): string {

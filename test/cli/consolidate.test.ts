@@ -82,7 +82,7 @@ describe('consolidate (the CLI)', function () {
     assert.match(stdout, /cycle 1: batch \d{8}T\d{6}Z-[0-9a-f]{6} .* 3 IDs in 1 chunk/);
     assert.match(stdout, /3 inserted, 0 updated, 0 unchanged/);
     assert.match(stdout, /MATCHED 1 · MISSING_TRANSACTION 1 · STATUS_MISMATCH 1|AMOUNT_MISMATCH 1 · MATCHED 1 · MISSING_TRANSACTION 1/);
-    assert.match(stdout, /rejected rows: 1 without operation_id, 0 without source_timestamp/);
+    assert.match(stdout, /quarantined rows: MISSING_OPERATION_ID 1/);
     assert.deepEqual(await dump(file, SOURCE_DUMP), before);
     const rows = await dump(file, 'SELECT operation_id, reconciliation_status, ussd_status, transaction_status FROM consolidated_dataset.consolidated_table ORDER BY operation_id');
     assert.deepEqual(rows, [

@@ -48,6 +48,16 @@ interface Damage {
 const isAnnouncement = (stack: LocalStack, topic: string) => topic === stack.config.batchesTopic;
 const batchOf = (message: OutgoingMessage) => (message.data as { batchId: string }).batchId;
 
+/** Replaces the batch's state.json with `content` as the batch is announced. */
+function overwriteStateOnAnnouncement(content: string): Interceptor {
+  return async (stack, topic, message) => {
+    if (!isAnnouncement(stack, topic)) return 'pass';
+    const state = await stack.store.read(paths.state(batchOf(message)));
+    if (state) await stack.store.replace(paths.state(batchOf(message)), content, state.generation);
+    return 'deliver';
+  };
+}
+
 const DAMAGES: Damage[] = [
   {
     name: 'a chunk file emptied before the launch (it used to be merged as zero rows, every exit code 0)',
@@ -85,23 +95,13 @@ const DAMAGES: Damage[] = [
   },
   {
     name: 'state.json emptied to {} (it used to crash `run` with a bare JavaScript error)',
-    intercept: async (stack, topic, message) => {
-      if (!isAnnouncement(stack, topic)) return 'pass';
-      const state = await stack.store.read(paths.state(batchOf(message)));
-      if (state) await stack.store.replace(paths.state(batchOf(message)), '{}', state.generation);
-      return 'deliver';
-    },
+    intercept: overwriteStateOnAnnouncement('{}'),
     repairs: /state-rebuilt: batches\/\S+\/state\.json was damaged \(not a valid batch state \(batchId: .*\)\); window .* re-read as batch/,
     outcome: { consolidated: true },
   },
   {
     name: 'state.json overwritten with garbage',
-    intercept: async (stack, topic, message) => {
-      if (!isAnnouncement(stack, topic)) return 'pass';
-      const state = await stack.store.read(paths.state(batchOf(message)));
-      if (state) await stack.store.replace(paths.state(batchOf(message)), '\u0000garbage', state.generation);
-      return 'deliver';
-    },
+    intercept: overwriteStateOnAnnouncement('\u0000garbage'),
     repairs: /state-rebuilt: batches\/\S+\/state\.json was damaged \(not JSON .*\); window .* re-read as batch/,
     outcome: { consolidated: true },
   },

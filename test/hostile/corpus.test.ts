@@ -230,8 +230,9 @@ describe('hostile-data corpus: each row consolidated exactly once or quarantined
     await stack.store.create(config.watermarkObject, new Date(T0).toISOString());
     await insert('services', [{ service_id: 'SV-1', service_name: 'Transfert', category: 'TRANSFER' }]);
     await insert('agents', [{ agent_code: 'AG-1', agent_name: 'Kiosque', region: 'Dakar' }]);
-    stack.bus.events.on('published', (event: { topic: string; data: { type?: string; ids?: string[] } }) => {
-      if (event.topic === config.idsTopic && event.data?.type === 'chunk') publishedIds.push(...(event.data.ids ?? []));
+    stack.bus.events.on('published', (event: { topic: string; data: unknown }) => {
+      const data = event.data as { type?: string; ids?: string[] } | undefined;
+      if (event.topic === config.idsTopic && data?.type === 'chunk') publishedIds.push(...(data.ids ?? []));
     });
   });
 

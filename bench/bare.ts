@@ -15,11 +15,12 @@ import { readFileSync } from 'node:fs';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { parse as parseYaml } from 'yaml';
 import type { Statement, TableRef } from '../shared/ports';
-import { bindParams } from '../shared/local/duckdb-warehouse';
+import { creationDays } from '../functions/merge-on-complete';
+import { bindParams, prepareConnection } from '../shared/local/duckdb-warehouse';
 import { columnsOf, parsePipeline, planSelect, renderJinja } from '../shared/local/pipeline-runner';
 import { pipelineFilePath } from '../shared/local/stack';
 import { duckdbDialect } from '../shared/sql/dialect';
-import { changedOperationIds, createBatchParams, mergeEnriched } from '../shared/sql/statements';
+import { changedOperationIds, createBatchParams, enrichedCreationDays, mergeEnriched } from '../shared/sql/statements';
 import { duckdbCreateTable, loadSchema } from '../shared/schema';
 
 export const SOURCES = {
@@ -80,6 +81,7 @@ export async function enrichmentSelect(connection: DuckDBConnection): Promise<st
 
 /** Runs the consolidation of one window into `consolidated_table`; creates the table if needed. */
 export async function bareConsolidate(connection: DuckDBConnection, request: BareConsolidation): Promise<BareConsolidationResult> {
+  await prepareConnection(connection);
   await connection.run(`CREATE SCHEMA IF NOT EXISTS "${CONSOLIDATED.dataset}"`);
   await connection.run(duckdbCreateTable(q(CONSOLIDATED), loadSchema('consolidated_table')));
   await connection.run(`CREATE SCHEMA IF NOT EXISTS ${BARE_SCHEMA}`);
@@ -93,9 +95,8 @@ export async function bareConsolidate(connection: DuckDBConnection, request: Bar
   await run(connection, { sql: `CREATE OR REPLACE TABLE ${q(TABLES.enriched)} AS\n${await enrichmentSelect(connection)}`, params: {} });
   const enrichedAt = performance.now();
 
-  const days = (await connection.runAndReadAll(`SELECT DISTINCT CAST(CAST(created_at AS DATE) AS VARCHAR) FROM ${q(TABLES.enriched)} WHERE created_at IS NOT NULL`))
-    .getRows()
-    .map(([day]) => String(day));
+  const spans = (await connection.runAndReadAll(enrichedCreationDays(duckdbDialect, TABLES.enriched).sql)).getRowObjectsJson();
+  const days = creationDays(spans);
   await run(connection, mergeEnriched(duckdbDialect, { target: CONSOLIDATED, enriched: TABLES.enriched }, { batchId: request.batchId, consolidatedAt: request.consolidatedAt, days, force: false }));
   const merged = performance.now();
 

@@ -72,9 +72,7 @@ export class DuckDbWarehouse implements Warehouse {
   /** A new connection of this database (in UTC), for callers such as a seeder or a test; the caller closes it. */
   async connect(): Promise<DuckDBConnection> {
     const connection = await this.instance.connect();
-    await connection.run("SET TimeZone='UTC'");
-    // BigQuery's name for an RE2 search, so that the pipeline file's SQL runs unchanged here.
-    await connection.run('CREATE OR REPLACE TEMP MACRO regexp_contains(s, p) AS regexp_matches(s, p)');
+    await prepareConnection(connection);
     this.opened.add(connection);
     return connection;
   }
@@ -299,6 +297,15 @@ FROM read_json(CAST($files AS VARCHAR[]), format = 'newline_delimited', columns 
       this.opened.delete(connection);
     }
   }
+}
+
+/**
+ * What every connection to a warehouse needs before it runs the chain's SQL: UTC, and BigQuery's
+ * name for an RE2 search (REGEXP_CONTAINS), so that the pipeline file's SQL runs unchanged here.
+ */
+export async function prepareConnection(connection: DuckDBConnection): Promise<void> {
+  await connection.run("SET TimeZone='UTC'");
+  await connection.run('CREATE OR REPLACE TEMP MACRO regexp_contains(s, p) AS regexp_matches(s, p)');
 }
 
 const JOBS_SCHEMA = '_consolidation';

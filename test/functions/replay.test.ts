@@ -61,7 +61,8 @@ describe('parsePublishRequest', () => {
     { name: 'an empty list of IDs', body: { ids: [] }, says: /^Bad replay body: ids: must list at least one ID$/ },
     { name: 'IDs as one string', body: { ids: 'op-1,op-2' }, says: /^Bad replay body: ids: Invalid input: expected array, received string$/ },
     { name: 'numeric IDs', body: { ids: ['op-1', 2] }, says: /^Bad replay body: ids\.1: Invalid input: expected string, received number$/ },
-    { name: 'an empty ID', body: { ids: ['op-1', ''] }, says: /^Bad replay body: ids\.1: an ID must not be empty$/ },
+    { name: 'an empty ID', body: { ids: ['op-1', ''] }, says: /^Bad replay body: ids\.1: an ID must not be empty or blank$/ },
+    { name: 'a blank ID (Unicode spaces)', body: { ids: ['op-1', ' \u00a0\u3000'] }, says: /^Bad replay body: ids\.1: an ID must not be empty or blank$/ },
     { name: 'an ID of 129 characters', body: { ids: ['x'.repeat(129)] }, says: /^Bad replay body: ids\.0: an ID is at most 128 characters$/ },
     { name: 'more IDs than REPLAY_MAX_IDS', body: { ids: ['a', 'b', 'c', 'd'] }, says: /^ids lists 4 IDs; one replay takes at most 3 \(REPLAY_MAX_IDS\): split the list$/ },
   ];
@@ -104,7 +105,8 @@ describe('replay', () => {
 
         // The change set of the requested window, not of the watermark's.
         assert.equal(f.warehouse.streams.length, 1);
-        assert.deepEqual(f.warehouse.streams[0].statement.params, { window_from: { type: 'TIMESTAMP', value: c.from }, window_to: { type: 'TIMESTAMP', value: c.to } });
+        const { window_from, window_to } = f.warehouse.streams[0].statement.params;
+        assert.deepEqual({ window_from, window_to }, { window_from: { type: 'TIMESTAMP', value: c.from }, window_to: { type: 'TIMESTAMP', value: c.to } });
 
         const manifest = f.store.getJson<Manifest>(paths.manifest(REPLAY_BATCH));
         assert.deepEqual(manifest, {

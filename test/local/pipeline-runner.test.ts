@@ -177,7 +177,8 @@ describe('LocalPipelineRunner', () => {
         'op-unknown-ref': 'MISSING_TRANSACTION',
       },
     );
-    assert.deepEqual(Object.keys(rows[0]).sort(), loadSchema('consolidated_table').map((f) => f.name).filter((n) => n !== 'batch_id' && n !== 'consolidated_at').sort());
+    // The MERGE's columns, and the latest version's created_at that bounds its partition filter.
+    assert.deepEqual(Object.keys(rows[0]).sort(), [...loadSchema('consolidated_table').map((f) => f.name).filter((n) => n !== 'batch_id' && n !== 'consolidated_at'), 'created_at_last'].sort());
     assert.deepEqual(byId['op-matched'], {
       operation_id: 'op-matched',
       msisdn: '221770000000',

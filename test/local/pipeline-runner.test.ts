@@ -200,6 +200,10 @@ describe('LocalPipelineRunner', () => {
       agent_region: 'Dakar',
       reconciliation_status: 'MATCHED',
       version_ts: '2026-01-15T10:15:00.000Z',
+      transaction_ref: 'tx-matched',
+      agent_code: 'AG1',
+      service_id: 'S1',
+      created_at_last: '2026-01-15T09:00:00.000Z',
     }, 'latest transaction row within the window, and version_ts is its updated_at (later than the USSD row)');
     assert.equal(byId['op-latest'].source_timestamp, '2026-01-15T10:10:00.000Z', 'the latest USSD row within the window');
     assert.equal(byId['op-latest'].version_ts, '2026-01-15T10:10:00.000Z', 'version_ts is source_timestamp when the transaction is older');

@@ -131,7 +131,14 @@ export async function reconcileCommand(options: OperationOptions): Promise<numbe
     for (const action of actions) options.out(describeAction(action));
     const batches = new BatchStore(stack.store);
     for (const action of actions.filter((a) => a.action !== 'waiting' && a.action !== 'closed')) {
-      const state = (await batches.readState(action.batchId))?.state;
+      const state = await batches.readState(action.batchId).then(
+        (read) => read?.state,
+        (error: unknown) => {
+          if (!(error instanceof DamagedStateError)) throw error;
+          options.out(`  ${action.batchId}  ${error.message}`);
+          return undefined;
+        },
+      );
       if (state) options.out(`  ${action.batchId}  now ${state.status}${state.merge ? ` (${state.merge.inserted} inserted, ${state.merge.updated} updated)` : ''}`);
     }
     return actions.some((a) => a.action === 'error' || a.action === 'gave-up') ? 1 : 0;

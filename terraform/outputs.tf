@@ -53,8 +53,18 @@ output "source_table_ids" {
   value       = { for key, table in local.source_tables : key => "${var.project_id}.${var.source_dataset}.${table.table}" }
 }
 
+output "push_subscriptions" {
+  description = "The push subscriptions delivering the two topics to collectIds and launchDataflow, by entry point (each dead-letters after max_delivery_attempts)."
+  value       = { for entry_point, subscription in google_pubsub_subscription.push : entry_point => subscription.name }
+}
+
+output "image_repository" {
+  description = "The Artifact Registry repository holding the functions' images, with its cleanup policies."
+  value       = google_artifact_registry_repository.functions.id
+}
+
 output "state_bucket" {
-  description = "The state bucket (STATE_BUCKET): watermark, batches/, pipeline/."
+  description = "The state bucket (STATE_BUCKET): watermark, lease, open/ and batches/."
   value       = google_storage_bucket.state.name
 }
 
@@ -78,6 +88,7 @@ output "service_accounts" {
     scheduler       = google_service_account.scheduler.email
     triggers        = google_service_account.triggers.email
     dataflowWorker  = google_service_account.dataflow_worker.email
+    build           = google_service_account.build.email
   }
 }
 

@@ -228,6 +228,7 @@ resource "google_project_iam_custom_role" "dataflow_launcher" {
   depends_on = [google_project_service.enabled]
 }
 
+# The launcher role above, granted at project level, the only level it exists at.
 resource "google_project_iam_member" "launch_dataflow_launches_jobs" {
   project = var.project_id
   role    = google_project_iam_custom_role.dataflow_launcher.name
@@ -359,6 +360,7 @@ resource "google_project_iam_custom_role" "dataflow_worker" {
   depends_on = [google_project_service.enabled]
 }
 
+# The worker role above, granted at project level, the only level it exists at.
 resource "google_project_iam_member" "dataflow_worker_runs_work" {
   project = var.project_id
   role    = google_project_iam_custom_role.dataflow_worker.name

@@ -1,3 +1,23 @@
+output "project_id" {
+  description = "The project everything was created in."
+  value       = var.project_id
+}
+
+output "region" {
+  description = "The region of the functions, buckets, Scheduler job and Dataflow jobs."
+  value       = var.region
+}
+
+output "name_prefix" {
+  description = "The prefix of the functions, service accounts and Scheduler job names."
+  value       = var.name_prefix
+}
+
+output "watermark_object" {
+  description = "The watermark object in the state bucket; check.sh watches it move."
+  value       = var.watermark_object
+}
+
 output "function_uris" {
   description = "URI of each function's Cloud Run service, by entry point. Only publishOps is called over HTTP (by Cloud Scheduler, or by an operator holding roles/run.invoker)."
   value = {

@@ -379,10 +379,11 @@ variable "stuck_after" {
   description = "A batch that has not moved for this long is repaired by the reconciler at the start of the next publishOps run (STUCK_AFTER)."
 
   # The functions refuse a STUCK_AFTER under a minute at start-up (shared/config.ts): refused
-  # here too, so such a value fails the plan instead of every function.
+  # here too, so such a value fails the plan instead of every function. The pattern accepts the
+  # durations the functions read (ms, s, m, h, d) from one minute up: 60000ms, 60s, 1m, 1h, 1d.
   validation {
-    condition     = can(regex("^[0-9]+(s|m|h)$", var.stuck_after)) && try(tonumber(regex("^[0-9]+", var.stuck_after)) * lookup({ s = 1, m = 60, h = 3600 }, regex("[smh]$", var.stuck_after), 0) >= 60, false)
-    error_message = "stuck_after must be a duration of at least one minute, such as 15m or 1h."
+    condition     = can(regex("^0*(([1-9][0-9]*(m|h|d))|(([6-9][0-9]|[1-9][0-9]{2,})s)|(([6-9][0-9]{4}|[1-9][0-9]{5,})ms))$", var.stuck_after))
+    error_message = "stuck_after must be a duration of at least one minute, such as 15m, 90s or 1h."
   }
 }
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
-import { VARIABLES } from '../../shared/config';
+import { VARIABLES, loadConfig } from '../../shared/config';
 import { FUNCTION_NAMES } from '../../functions/registry';
 import {
   REPO_ROOT,
@@ -253,5 +253,43 @@ describe('terraform/: the four functions, their configuration and their source',
     const ingress = config.variables.get('publish_ops_ingress')!;
     assert.equal(ingress.default, 'ALLOW_INTERNAL_ONLY');
     assert.match(String(block(ingress, 'validation')!.condition), /"ALLOW_ALL"/, 'opening it stays possible');
+  });
+});
+
+describe('terraform/: validations that agree with the functions', () => {
+  let config: TerraformConfig;
+  before(async () => {
+    config = await loadTerraform();
+  });
+
+  /** The pattern of a variable's `can(regex("...", var.x))` validation, as a RegExp. */
+  const patternOf = (variable: string) => {
+    const condition = String(block(config.variables.get(variable), 'validation')!.condition);
+    const source = /regex\("((?:[^"\\]|\\.)+)", var\./.exec(condition)![1].replace(/\\\\/g, '\\');
+    return new RegExp(source);
+  };
+  const functionsAccept = (name: 'STUCK_AFTER' | 'REGION', value: string) => {
+    try {
+      loadConfig({ [name]: value });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  it('stuck_after: Terraform accepts exactly what the functions accept at start-up (at least a minute)', () => {
+    const pattern = patternOf('stuck_after');
+    const values = ['0s', '30s', '59s', '60s', '61s', '90s', '100s', '3600s', '0m', '1m', '010m', '15m', '0h', '1h', '1d', '59999ms', '60000ms', '600000ms', '1.5h', 'PT15M', '15 m', '15'];
+    for (const value of values) assert.equal(pattern.test(value), functionsAccept('STUCK_AFTER', value), `stuck_after=${JSON.stringify(value)}`);
+    for (const refused of ['0s', '30s', '59s', '0m', '59999ms']) assert.ok(!pattern.test(refused), `${refused} is under a minute`);
+    assert.ok(pattern.test(String(config.variables.get('stuck_after')!.default)));
+  });
+
+  it('region: Terraform and the functions accept the same regions, two-digit suffixes included', () => {
+    const pattern = patternOf('region');
+    for (const value of ['europe-west1', 'europe-west10', 'europe-west12', 'us-central1', 'me-central2', 'northamerica-northeast2', 'europe-west', 'europe-west100', 'EU', 'europe west1', 'europe-west1a']) {
+      assert.equal(pattern.test(value), functionsAccept('REGION', value), `region=${value}`);
+    }
+    assert.ok(pattern.test('europe-west10'));
   });
 });

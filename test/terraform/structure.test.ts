@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from '@cdktf/hcl2json';
 import {
@@ -197,6 +197,24 @@ resource "google_pubsub_subscription" "s" {
 
     it('has an outputs table listing exactly the outputs', () => {
       assert.deepEqual(tableNames('Outputs').sort(), [...config.outputs.keys()].sort());
+    });
+
+    it('walks a new user from an empty project to a running chain: roles, deploy.sh, lock file, check.sh', () => {
+      const walk = readme.split(/^## /m).find((part) => part.startsWith('From an empty project to a running chain'));
+      assert.ok(walk, 'no "## From an empty project to a running chain" section');
+      for (const needed of ['Owner', 'Project IAM Admin', 'Role Administrator', 'serviceusage.googleapis.com', 'terraform/deploy.sh', '.terraform.lock.hcl', 'terraform/check.sh', '### What the first apply creates, in order', 'time_sleep', 'google_project_service_identity']) {
+        assert.ok(walk.includes(needed), `the walkthrough does not mention ${needed}`);
+      }
+      for (const script of ['deploy.sh', 'check.sh']) assert.ok((statSync(join(TERRAFORM_DIR, script)).mode & 0o111) !== 0, `${script} is not executable`);
+    });
+
+    it('tears down without losing the consolidated table, with a command naming resources that exist', () => {
+      const teardown = readme.split(/^## /m).find((part) => part.startsWith('Tearing it down'))!;
+      const command = /terraform state rm ([^\n]+)/.exec(teardown);
+      assert.ok(command, 'no terraform state rm command');
+      const addresses = command[1].trim().split(/\s+/);
+      assert.ok(addresses.includes('google_bigquery_table.consolidated'), 'the consolidated table is not kept');
+      for (const address of addresses) assert.ok(config.resources.has(address), `${address} is not a resource of the configuration`);
     });
 
     it('gives an example terraform.tfvars that parses and sets only declared variables, the required ones included', async () => {

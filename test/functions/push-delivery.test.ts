@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
+import sinon from 'sinon';
 import { buildHandlers } from '../../functions/handlers';
 import { registerFunctions } from '../../functions/registry';
 import { paths } from '../../shared/batch';
@@ -98,8 +99,16 @@ describe('push delivery: a Pub/Sub push body reaches the handlers as the CloudEv
     f.store.failOn('create', paths.chunk(TEST_BATCH_ID, 0));
     const push = await serve('collectIds');
     const body = pushBody({ type: 'chunk', batchId: TEST_BATCH_ID, chunk: 0, ids: CHUNKS[0] }, 'm-chunk-0', { type: 'chunk', batchId: TEST_BATCH_ID, chunk: '0' }, 'ussd-collectIds-push');
-    const first = await push('ussd-operations-topic', body);
+    // The Functions Framework reports the handler's error on stderr; kept out of the test output.
+    const reported = sinon.stub(console, 'error');
+    let first: number;
+    try {
+      first = await push('ussd-operations-topic', body);
+    } finally {
+      reported.restore();
+    }
     assert.ok(first >= 500, `a failed delivery must not be acknowledged (got ${first})`);
+    assert.ok(reported.args.flat().some((arg) => String(arg).includes('injected create failure')), 'the error is reported');
     assert.equal(await push('ussd-operations-topic', body), 204, 'the redelivery succeeds');
     assert.equal(f.store.get(paths.chunk(TEST_BATCH_ID, 0)), chunkFile(CHUNKS[0]));
   });

@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
+import * as functions from '@google-cloud/functions-framework';
+import type { CloudEvent } from '@google-cloud/functions-framework';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import sinon from 'sinon';
 import { buildHandlers } from '../../functions/handlers';
 import { registerFunctions } from '../../functions/registry';
 import { paths } from '../../shared/batch';
-import { TEST_BATCH_ID, chunkFile, makeFakes, seedBatch, stateOf, type Fakes } from '../support/fakes';
+import { decodePubsubEvent } from '../../shared/events';
+import { TEST_BATCH_ID, chunkFile, makeFakes, pubsubEvent, seedBatch, stateOf, type Fakes } from '../support/fakes';
 
 /**
  * Terraform delivers the IDs and batches topics to collectIds and launchDataflow through push
@@ -64,6 +67,24 @@ describe('push delivery: a Pub/Sub push body reaches the handlers as the CloudEv
       return response.status;
     };
   }
+
+  it('turns the push body into a messagePublished CloudEvent that decodes as an Eventarc delivery does', async () => {
+    const received: CloudEvent<unknown>[] = [];
+    functions.cloudEvent('pushProbe', async (event: CloudEvent<unknown>) => {
+      received.push(event);
+    });
+    const push = await serve('pushProbe');
+    const payload = { type: 'chunk', batchId: TEST_BATCH_ID, chunk: 0, ids: ['op-a1'] };
+    const attributes = { type: 'chunk', batchId: TEST_BATCH_ID, chunk: '0' };
+    assert.equal(await push('ussd-operations-topic', pushBody(payload, 'm-probe', attributes, 'ussd-collectIds-push')), 204);
+    const [event] = received;
+    assert.equal(event.type, 'google.cloud.pubsub.topic.v1.messagePublished');
+    assert.equal(event.source, `//pubsub.googleapis.com/projects/${PROJECT}/topics/ussd-operations-topic`);
+    assert.equal(event.id, 'm-probe');
+    assert.equal(event.time, '2026-01-15T10:22:01.123Z');
+    assert.deepEqual(decodePubsubEvent(event), decodePubsubEvent(pubsubEvent(payload, { messageId: 'm-probe', attributes })));
+    assert.deepEqual(decodePubsubEvent(event), { ok: true, messageId: 'm-probe', attributes, payload });
+  });
 
   it('collectIds stores every chunk and announces the batch once, from push bodies', async () => {
     await seedBatch(f.store, { chunks: CHUNKS, window: WINDOW, storeChunks: false });

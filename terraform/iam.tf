@@ -379,9 +379,11 @@ resource "google_project_iam_member" "dataflow_worker_views_project" {
 }
 
 # The staging location of the launch: the launch request sets only tempLocation
-# (shared/gcp/dataflow-launcher.ts), so Dataflow stages the template launch in its default
-# bucket, dataflow-staging-<region>-<project number>, which it creates and names. The same guide
-# requires read-write access to it; the condition keeps the grant to that one bucket.
+# (shared/gcp/dataflow-launcher.ts), and a Flex Template launch without a stagingLocation stages
+# in Dataflow's default bucket, gs://dataflow-staging-<region>-<project number>/staging/
+# template_launches/... (the Flex Template troubleshooting guide, "Failed to read the job file"),
+# which Dataflow creates and names. The same guide requires read-write access to the staging
+# location; the condition keeps the grant to that one bucket (the bucket itself and its objects).
 resource "google_project_iam_member" "dataflow_worker_uses_default_staging" {
   project = var.project_id
   role    = "roles/storage.objectAdmin"
@@ -505,8 +507,11 @@ resource "google_artifact_registry_repository_iam_member" "build_pushes_images" 
 }
 
 # Reads the source: Cloud Functions copies the archive into its own bucket,
-# gcf-v2-sources-<project number>-<region>, and the build reads that copy. Google creates and
-# names the bucket, so the grant is on the project, narrowed by a condition to that bucket.
+# gcf-v2-sources-<project number>-<region>, and the build fetches that copy ("Access to bucket
+# gcf-v2-sources-... denied. You must grant Storage Object Viewer permission to <build account>"
+# otherwise). Google creates and names the bucket after the grant is made, so the grant is on the
+# project, narrowed by a condition to that bucket: the bucket itself (the fetch checks it) and
+# its objects.
 resource "google_project_iam_member" "build_reads_sources" {
   project = var.project_id
   role    = "roles/storage.objectViewer"

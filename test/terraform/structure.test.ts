@@ -208,6 +208,18 @@ resource "google_pubsub_subscription" "s" {
       for (const script of ['deploy.sh', 'check.sh']) assert.ok((statSync(join(TERRAFORM_DIR, script)).mode & 0o111) !== 0, `${script} is not executable`);
     });
 
+    it('says where a poison event ends up, for the push-delivered functions and for mergeOnComplete', () => {
+      const section = readme.split(/^### /m).find((part) => part.startsWith('Dead letters'));
+      assert.ok(section, 'no "### Dead letters" section');
+      const [push, merge] = section.split(/^\* /m).slice(1);
+      assert.match(push, /collectIds and launchDataflow/);
+      assert.match(push, /max_delivery_attempts/);
+      assert.match(push, /consolidation-dead-letter-inspect/);
+      assert.match(merge, /mergeOnComplete/);
+      assert.match(merge, /reconciler/);
+      assert.match(merge, /stuck_after/);
+    });
+
     it('tears down without losing the consolidated table, with a command naming resources that exist', () => {
       const teardown = readme.split(/^## /m).find((part) => part.startsWith('Tearing it down'))!;
       const command = /terraform state rm ([^\n]+)/.exec(teardown);

@@ -40,7 +40,8 @@ while :; do
     echo "$errors" >&2
     exit 1
   fi
-  moved="$(gcloud storage objects describe "gs://$bucket/$watermark" --project="$project" --format='value(update_time)' 2>/dev/null || true)"
+  # Both times as UTC "YYYY-MM-DDTHH:MM:SSZ", so that comparing them as strings compares instants.
+  moved="$(gcloud storage objects describe "gs://$bucket/$watermark" --project="$project" --format='value(update_time.date("%Y-%m-%dT%H:%M:%SZ", tz=UTC))' 2>/dev/null || true)"
   open="$(gcloud storage ls "gs://$bucket/open/" --project="$project" 2>/dev/null || true)"
   if [[ -n "$moved" && ! "$moved" < "$started" && -z "$open" ]]; then
     echo "check: OK: the watermark moved at $moved and no batch is open: the cycle ran through"

@@ -46,7 +46,7 @@ describe('terraform/check.sh, run against stand-ins for terraform and gcloud', (
     assert.equal(result.status, 0, result.stderr);
     assert.match(result.stdout, /OK: the watermark moved/);
     assert.ok(result.calls.includes('gcloud scheduler jobs run ussd-publish-ops --location=europe-west10 --project=ussd-prod --quiet'));
-    assert.ok(result.calls.some((c) => c.startsWith('gcloud storage objects describe gs://ussd-prod-ussd-state/last_timestamp.txt')));
+    assert.ok(result.calls.includes('gcloud storage objects describe gs://ussd-prod-ussd-state/last_timestamp.txt --project=ussd-prod --format=value(update_time.date("%Y-%m-%dT%H:%M:%SZ", tz=UTC))'), 'the update time is read in the format the start time is written in');
     assert.ok(result.calls.some((c) => c.startsWith('gcloud storage ls gs://ussd-prod-ussd-state/open/')));
   });
 

@@ -89,8 +89,15 @@ async function restoreLostMarkers(deps: ChainDependencies, logger: Logger, open:
   const candidates = indexed.map((path) => path.split('/').pop() ?? '').filter((id) => BATCH_ID_PATTERN.test(id) && !open.has(id));
   const batches = new BatchStore(deps.store);
   const restored: ReconcileAction[] = [];
+  // The states of two days of batches, read 16 at a time.
+  const states = new Map<string, { state: BatchState } | null | undefined>();
+  for (let i = 0; i < candidates.length; i += 16) {
+    const slice = candidates.slice(i, i + 16);
+    const read = await Promise.all(slice.map((id) => batches.readState(id).catch((error: unknown) => (error instanceof DamagedStateError ? undefined : Promise.reject(error)))));
+    slice.forEach((id, n) => states.set(id, read[n]));
+  }
   for (const batchId of candidates) {
-    const state = await batches.readState(batchId).catch((error: unknown) => (error instanceof DamagedStateError ? undefined : Promise.reject(error)));
+    const state = states.get(batchId);
     if (state && (state.state.status === 'MERGED' || (state.state.status === 'FAILED' && state.state.final))) continue;
     const entry = indexed.find((path) => path.endsWith(`/${batchId}`)) as string;
     const marker = (await deps.store.read(entry))?.data ?? JSON.stringify({ batchId });

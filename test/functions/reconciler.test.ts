@@ -459,6 +459,25 @@ describe('reconciler', () => {
     assert.deepEqual(f.store.paths('open/'), [paths.open(TEST_BATCH_ID)], 'the broken batch is closed: no repair loop');
   });
 
+  it('finds through the index an unfinished batch whose open marker is gone, restores the marker and repairs it; a finished one is left alone', async () => {
+    const f = makeFakes();
+    await seedBatch(f.store, { chunks: CHUNKS, window: WINDOW, status: 'COLLECTED' });
+    const merged = '20260115T100000Z-0f0f0f';
+    await seedBatch(f.store, { batchId: merged, chunks: CHUNKS, window: WINDOW, status: 'MERGED' });
+    const entry = JSON.stringify({ batchId: TEST_BATCH_ID, createdAt: '2026-01-15T10:20:30.000Z', window: WINDOW });
+    f.store.put(paths.index('2026-01-15', TEST_BATCH_ID), entry);
+    f.store.put(paths.index('2026-01-15', merged), JSON.stringify({ batchId: merged }));
+    f.clock.set(STUCK);
+    const actions = await reconcileBatches(f.deps, f.logger);
+    assert.deepEqual(actions.map((a) => [a.batchId, a.action]), [
+      [TEST_BATCH_ID, 'marker-restored'],
+      [TEST_BATCH_ID, 'announced'],
+    ]);
+    assert.match(actions[0].detail, /^unfinished \(COLLECTED\) but its open marker open\/20260115T102000Z-abc123\.json was gone; written again from the index entry index\/2026-01-15\/20260115T102000Z-abc123$/);
+    assert.equal(f.store.get(paths.open(TEST_BATCH_ID)), entry, 'the marker is back, with the window');
+    assert.equal(f.store.get(paths.open(merged)), undefined);
+  });
+
   it('a job service that cannot be reached -> "error" for that batch, nothing recorded, tried again next run', async () => {
     const f = makeFakes();
     await launchedAt(f, 1, 'JOB_STATE_DONE');

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { CloudEvent } from '@google-cloud/functions-framework';
-import { makeMergeOnComplete } from '../../functions/merge-on-complete';
+import { creationDays, makeMergeOnComplete } from '../../functions/merge-on-complete';
 import { jobNameFor, paths, type BatchStatus } from '../../shared/batch';
 import { ChainError } from '../../shared/errors';
 import { TEST_BATCH_ID, jobStatusEvent, makeFakes, seedBatch, stateOf, type Fakes, type JobPayload } from '../support/fakes';
@@ -407,4 +407,15 @@ describe('mergeOnComplete', () => {
       assert.match(f.logger.at('WARNING')[0].message, /expires on its own/);
     });
   });
+});
+
+describe('creationDays: the MERGE partition filter covers every version of an operation', () => {
+  const cases: { name: string; rows: Record<string, unknown>[]; days: string[] }[] = [
+    { name: 'one day', rows: [{ first_day: '2026-01-15', last_day: '2026-01-15' }], days: ['2026-01-15'] },
+    { name: 'versions on three days: the day between included', rows: [{ first_day: '2026-01-13', last_day: '2026-01-15' }], days: ['2026-01-13', '2026-01-14', '2026-01-15'] },
+    { name: 'several operations, overlapping, sorted and once each', rows: [{ first_day: '2026-01-15', last_day: '2026-01-16' }, { first_day: '2026-01-14', last_day: '2026-01-15' }], days: ['2026-01-14', '2026-01-15', '2026-01-16'] },
+    { name: 'no last day (an older enriched table)', rows: [{ first_day: '2026-01-15', last_day: null }], days: ['2026-01-15'] },
+    { name: 'no day at all', rows: [{ first_day: null, last_day: null }], days: [] },
+  ];
+  for (const c of cases) it(c.name, () => assert.deepEqual(creationDays(c.rows), c.days));
 });

@@ -10,6 +10,7 @@
 import { mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { loadSchema } from '../shared/schema';
 import { publishChangedOperations } from '../functions/publish-ops';
 import { loadConfig, type Config } from '../shared/config';
 import { JsonLogger } from '../shared/logger';
@@ -159,6 +160,8 @@ export async function prepare(request: PrepareRequest): Promise<PrepareResult> {
 export async function probe(request: ProbeRequest): Promise<ProbeResult> {
   const config = benchConfig(request.stateDir, request.knobs);
   const warehouse = await DuckDbWarehouse.open(request.file);
+  // publishOps quarantines the window's rejected rows first, as it does in the chain.
+  await warehouse.ensureTable(config.tables.quarantine, loadSchema('quarantine'));
   const store = new FolderObjectStore(join(request.stateDir, 'bucket'));
   await store.create(config.watermarkObject, WATERMARK.toISOString());
   let messages = 0;

@@ -33,12 +33,16 @@ export function labelValue(batchId: string): string {
   return batchId.toLowerCase();
 }
 
-export function batchTables(stagingDataset: string, batchId: string): { ids: TableRef; params: TableRef; enriched: TableRef } {
+/**
+ * The batch's tables. The enriched table is per attempt: Beam's BigQuery sink only appends, so a
+ * relaunched attempt must not write where a failed one may have left part of its rows.
+ */
+export function batchTables(stagingDataset: string, batchId: string, attempt: number): { ids: TableRef; params: TableRef; enriched: TableRef } {
   const slug = batchSlug(batchId);
   return {
     ids: { dataset: stagingDataset, table: `ids_${slug}` },
     params: { dataset: stagingDataset, table: `params_${slug}` },
-    enriched: { dataset: stagingDataset, table: `enriched_${slug}` },
+    enriched: { dataset: stagingDataset, table: `enriched_${slug}_a${attempt}` },
   };
 }
 

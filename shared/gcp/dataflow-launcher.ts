@@ -1,5 +1,6 @@
 import { protos, type FlexTemplatesServiceClient, type JobsV1Beta3Client } from '@google-cloud/dataflow';
 import { ChainError, errorMessage } from '../errors';
+import { jobStateName } from '../events';
 import type { JobLauncher, JobState, LaunchedJob, LaunchRequest, Logger } from '../ports';
 
 type LaunchFlexTemplateRequest = protos.google.dataflow.v1beta3.ILaunchFlexTemplateRequest;
@@ -130,6 +131,5 @@ function isAlreadyExists(error: unknown): boolean {
 
 /** The state's name, whether the client decoded the enum as a name or as a number. */
 function stateName(state: DataflowJob['currentState']): JobState {
-  if (typeof state === 'number') return (protos.google.dataflow.v1beta3.JobState[state] ?? 'JOB_STATE_UNKNOWN') as JobState;
-  return (state ?? 'JOB_STATE_UNKNOWN') as JobState;
+  return (jobStateName(state) ?? 'JOB_STATE_UNKNOWN') as JobState;
 }

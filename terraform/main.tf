@@ -62,6 +62,7 @@ locals {
     TEMPLATE_PATH            = var.template_path != "" ? var.template_path : "gs://dataflow-templates-${var.region}/latest/flex/Yaml_Template"
     PIPELINE_FILE            = "gs://${google_storage_bucket.state.name}/${google_storage_bucket_object.pipeline.name}"
     DATAFLOW_TEMP_LOCATION   = "gs://${google_storage_bucket.dataflow.name}/temp"
+    DATAFLOW_STAGING_LOCATION = "gs://${google_storage_bucket.dataflow.name}/staging"
     DATAFLOW_SERVICE_ACCOUNT = google_service_account.dataflow_worker.email
     DATAFLOW_MAX_WORKERS     = tostring(var.dataflow_max_workers)
     LOG_LEVEL                = var.log_level

@@ -20,6 +20,8 @@ export interface DataflowLauncherOptions {
   /** The Beam YAML pipeline file, a gs:// path (the template's `yaml_pipeline_file`). */
   pipelineFile: string;
   tempLocation: string;
+  /** Where the launch stages the job's files; set explicitly so that it never falls back to a bucket Dataflow picks. */
+  stagingLocation: string;
   /** Service account of the workers; empty means the project's default. */
   serviceAccount: string;
   maxWorkers: number;
@@ -87,7 +89,7 @@ export class DataflowLauncher implements JobLauncher {
 
   /** The launchFlexTemplate request: the template, the pipeline file and the jinja variables, the labels. */
   private launchRequest(request: LaunchRequest): LaunchFlexTemplateRequest {
-    const { project, region, templatePath, pipelineFile, tempLocation, serviceAccount, maxWorkers } = this.options;
+    const { project, region, templatePath, pipelineFile, tempLocation, stagingLocation, serviceAccount, maxWorkers } = this.options;
     return {
       projectId: project,
       location: region,
@@ -100,6 +102,7 @@ export class DataflowLauncher implements JobLauncher {
         },
         environment: {
           tempLocation,
+          stagingLocation,
           ...(serviceAccount ? { serviceAccountEmail: serviceAccount } : {}),
           maxWorkers,
           additionalUserLabels: { ...request.labels },

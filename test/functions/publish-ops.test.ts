@@ -234,6 +234,40 @@ describe('publishOps', () => {
     }
   });
 
+  describe('catching up in windows of at most MAX_WINDOW', () => {
+    const cases: { name: string; env: Record<string, string>; watermark?: string; to: string; changed: number }[] = [
+      { name: 'a batch of a capped window', env: { MAX_WINDOW: '1h' }, watermark: '2026-01-10T00:00:00Z', to: '2026-01-10T01:00:00.000Z', changed: 2 },
+      { name: 'an empty capped window', env: { MAX_WINDOW: '1h' }, watermark: '2026-01-10T00:00:00Z', to: '2026-01-10T01:00:00.000Z', changed: 0 },
+      { name: 'the first run from the beginning', env: { MAX_WINDOW: '6h', INITIAL_WATERMARK: 'beginning' }, to: '1970-01-01T06:00:00.000Z', changed: 1 },
+    ];
+    for (const c of cases) {
+      it(`${c.name}: the answer and an INFO line say how far behind the run still is`, async () => {
+        const f = makeFakes(c.env);
+        if (c.watermark) f.store.put(WATERMARK, c.watermark);
+        f.warehouse.changedIds = ids(c.changed);
+        const response = await call(f);
+        assert.equal(response.statusCode, 200);
+        const body = response.body as { watermark: string; catchUp?: { behindMs: number; runsLeft: number } };
+        assert.equal(body.watermark, c.to);
+        const behindMs = Date.parse(NOW_MINUS_LAG) - Date.parse(c.to);
+        const maxWindowMs = c.env.MAX_WINDOW === '1h' ? 3_600_000 : 6 * 3_600_000;
+        assert.deepEqual(body.catchUp, { behindMs, runsLeft: Math.ceil(behindMs / maxWindowMs) });
+        const info = f.logger.at('INFO').find((e) => e.message.startsWith('Catching up'));
+        assert.ok(info, 'the catch-up is logged');
+        assert.match(info.message, new RegExp(`reads up to ${c.to.replace(/\./g, '\\.')}, .* behind; about ${body.catchUp?.runsLeft} more run\\(s\\)`));
+      });
+    }
+
+    it('a window that reaches now minus the lag -> no catch-up reported', async () => {
+      const f = makeFakes({ MAX_WINDOW: '1d' });
+      f.store.put(WATERMARK, '2026-01-15T10:00:00Z');
+      f.warehouse.changedIds = ids(1);
+      const body = (await call(f)).body as { catchUp?: unknown };
+      assert.equal(body.catchUp, undefined);
+      assert.equal(f.logger.at('INFO').filter((e) => e.message.startsWith('Catching up')).length, 0);
+    });
+  });
+
   it('rejected rows land in the manifest and are logged at WARNING', async () => {
     const f = makeFakes();
     f.store.put(WATERMARK, '2026-01-15T10:00:00Z');

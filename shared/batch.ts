@@ -90,6 +90,11 @@ export const manifestSchema = z.object({
 export type Manifest = z.infer<typeof manifestSchema>;
 
 export const MAX_IDS_PER_CHUNK = 100_000;
+/**
+ * Bytes of a chunk's IDs as JSON, at most. Pub/Sub takes messages of up to 10 MB; this leaves room
+ * for the rest of the chunk message and its attributes.
+ */
+export const MAX_CHUNK_ID_BYTES = 9_000_000;
 
 export const chunkMessageSchema = z
   .object({

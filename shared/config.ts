@@ -43,7 +43,7 @@ export const VARIABLES = {
   STAGING_DATASET: { schema: identifier, default: 'consolidation_staging', description: 'Dataset (DuckDB: schema) of the per-batch IDs, parameters and temp tables.' },
   IDS_TOPIC: { schema: topicName, default: 'ussd-operations-topic', description: 'Topic of the ID chunks and seals (publishOps -> collectIds).' },
   BATCHES_TOPIC: { schema: topicName, default: 'consolidation-batches', description: 'Topic announcing complete batches (collectIds -> launchDataflow).' },
-  CHUNK_SIZE: { schema: positiveInt(100_000), default: '1000', description: 'Operation IDs per message on the IDs topic.' },
+  CHUNK_SIZE: { schema: positiveInt(100_000), default: '1000', description: 'Operation IDs per message on the IDs topic (a message also ends at 9 MB of IDs: Pub/Sub takes at most 10 MB).' },
   PUBLISH_CONCURRENCY: { schema: positiveInt(1_000), default: '16', description: 'Chunk messages publishOps keeps in flight at once (bounds its memory).' },
   WATERMARK_OBJECT: { schema: objectName, default: 'last_timestamp.txt', description: 'Object holding the watermark, a plain RFC 3339 timestamp.' },
   INITIAL_WATERMARK: {

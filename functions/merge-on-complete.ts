@@ -49,10 +49,10 @@ export function mergeJobIdFor(runner: MergeRunner, batchId: string, attempt: num
  * Whether a job is one of ours, and which batch and attempt it ran: from its labels, or, when the
  * event carries no labels, from its deterministic name.
  */
-function identifyJob(job: { name: string; labels?: Record<string, string> }): { batchId: string; attempt: number; byName: boolean } | 'other' | 'unlabelled' | 'invalid' {
+function identifyJob(job: { name: string; labels?: Record<string, string> }): { batchId: string; attempt: number; byName: boolean } | 'other' | 'invalid' {
   if (job.labels === undefined || Object.keys(job.labels).length === 0) {
     const named = batchOfJobName(job.name);
-    return named ? { ...named, byName: true } : 'unlabelled';
+    return named ? { ...named, byName: true } : 'other';
   }
   if (job.labels.pipeline !== JOB_LABELS.pipeline) return 'other';
   const batchId = batchIdFromLabel(job.labels.batch_id ?? '');
@@ -83,11 +83,7 @@ export function makeMergeOnComplete(deps: ChainDependencies): (event: CloudEvent
     const job = parsed.data;
     const ours = identifyJob(job);
     if (ours === 'other') {
-      deps.logger.debug('Job status event of another pipeline ignored', { jobName: job.name });
-      return;
-    }
-    if (ours === 'unlabelled') {
-      deps.logger.debug('Job status event without labels, of a job not named like ours, ignored', { jobName: job.name });
+      deps.logger.debug('Job status event of another pipeline ignored (not our labels, or no labels and not our job name)', { jobName: job.name });
       return;
     }
     if (!TERMINAL_STATES.has(job.currentState)) {

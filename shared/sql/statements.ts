@@ -65,8 +65,8 @@ SELECT ${d.param('batch_id', 'STRING')} AS batch_id, ${d.param('window_to', 'TIM
  * How the pipeline's output names a column of the consolidated table: a TIMESTAMP travels through
  * Beam as INT64 microseconds (`<name>_us`), since Beam keeps only milliseconds of a TIMESTAMP.
  */
-function enrichedColumn(field: { name: string; type: string }): string {
-  return field.type === 'TIMESTAMP' ? `${field.name}_us` : field.name;
+export function enrichedField<F extends { name: string; type: string }>(field: F): F {
+  return field.type === 'TIMESTAMP' ? { ...field, name: `${field.name}_us`, type: 'INT64' } : field;
 }
 
 /** What the batch's enriched rows hold: operations per creation day and per reconciliation status. */
@@ -97,7 +97,7 @@ export function mergeEnriched(
 ): Statement {
   const copiedFields = loadSchema('consolidated_table').filter((f) => !WRITTEN_BY_MERGE.has(f.name));
   const copied = copiedFields.map((f) => f.name);
-  const fromEnriched = copiedFields.map((f) => (f.type === 'TIMESTAMP' ? `${d.timestampFromMicros(enrichedColumn(f))} AS ${f.name}` : f.name));
+  const fromEnriched = copiedFields.map((f) => (f.type === 'TIMESTAMP' ? `${d.timestampFromMicros(enrichedField(f).name)} AS ${f.name}` : f.name));
   const batchId = d.param('batch_id', 'STRING');
   const consolidatedAt = d.param('consolidated_at', 'TIMESTAMP');
   const differs = copied.filter((c) => c !== MERGE_KEY).map((c) => `T.${c} IS DISTINCT FROM S.${c}`);

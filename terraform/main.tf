@@ -19,10 +19,9 @@ locals {
   pubsub_service_agent   = google_project_service_identity.pubsub.email
   eventarc_service_agent = google_project_service_identity.eventarc.email
 
-  # Buckets Google creates and names in the region: the copy of the functions' source that Cloud
-  # Build reads, and Dataflow's default staging location.
+  # The bucket Google creates and names in the region for the copy of the functions' source that
+  # Cloud Build reads.
   function_sources_bucket = "gcf-v2-sources-${data.google_project.this.number}-${var.region}"
-  default_staging_bucket  = "dataflow-staging-${var.region}-${data.google_project.this.number}"
 
   # The four source tables: their names, and the schema file each is created from when
   # create_source_tables is set (the same files shared/schema/index.ts reads). The two change

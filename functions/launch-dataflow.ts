@@ -37,7 +37,7 @@ export function makeLaunchDataflow(deps: ChainDependencies): (event: CloudEvent<
     if (missing.length > 0) return setAsideForReread(deps, logger, batches, batchId, attempt, `${missing.length} of its ${manifest.chunkCount} chunk file(s) missing (${missing.slice(0, 5).join(', ')})`);
     const { config, warehouse } = deps;
     const dialect = dialectOf(warehouse, config);
-    const tables = batchTables(config.stagingDataset, batchId);
+    const tables = batchTables(config.stagingDataset, batchId, attempt);
     const slug = batchSlug(batchId);
     try {
       await warehouse.loadNdjson(tables.ids, chunkFiles.map((f) => deps.store.uri(f)), loadSchema('batch_ids'), { jobId: `consolidation_ids_${slug}_a${attempt}` });

@@ -16,6 +16,8 @@ export interface SqlDialect {
   nullOf(type: ParamType): string;
   /** A hexadecimal MD5 of a whole row (a table alias), stable from one run to the next in that engine. */
   rowFingerprint(alias: string): string;
+  /** The TIMESTAMP of an INT64 count of microseconds since the epoch. */
+  timestampFromMicros(expr: string): string;
 }
 
 const DUCKDB_PARAM_TYPES: Record<ParamType, string> = {
@@ -53,6 +55,7 @@ export function bigqueryDialect(project: string): SqlDialect {
     inArray: (expr, name) => `${expr} IN UNNEST(@${checkedName(name)})`,
     nullOf: (type) => `CAST(NULL AS ${BIGQUERY_TYPES[type]})`,
     rowFingerprint: (alias) => `TO_HEX(MD5(TO_JSON_STRING(${checkedName(alias)})))`,
+    timestampFromMicros: (expr) => `TIMESTAMP_MICROS(${expr})`,
   };
 }
 
@@ -63,4 +66,5 @@ export const duckdbDialect: SqlDialect = {
   inArray: (expr, name, type) => `list_contains(CAST($${checkedName(name)} AS ${DUCKDB_PARAM_TYPES[type]}), ${expr})`,
   nullOf: (type) => `CAST(NULL AS ${DUCKDB_PARAM_TYPES[type]})`,
   rowFingerprint: (alias) => `md5(CAST(to_json(${checkedName(alias)}) AS VARCHAR))`,
+  timestampFromMicros: (expr) => `make_timestamptz(${expr})`,
 };

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { duckdbDialect } from '../../shared/sql/dialect';
+import { enrichedField } from '../../shared/sql/statements';
 import { analyze } from '../support/googlesql';
 import { analyzedEnrichment, bigquery, CASES, catalogWith, NOT_STATEMENTS, PROJECT, schemaOf } from './cases';
 
@@ -36,13 +37,14 @@ describe('GoogleSQL analysis of every BigQuery statement (ZetaSQL)', () => {
     it('its ReadFromBigQuery query and its MapToFields expressions analyse, and produce what the MERGE copies', async () => {
       const enriched = (await enrichment).output;
       const target = schemaOf('consolidated', []).filter((f) => f.name !== 'batch_id' && f.name !== 'consolidated_at');
-      // Besides: the latest version's created_at, which only bounds the MERGE's partition filter (enrichedCreationDays).
-      assert.deepEqual(enriched.find((f) => f.name === 'created_at_last')?.type, 'TIMESTAMP');
+      // Besides: the latest version's created_at (microseconds), which only bounds the MERGE's partition filter (enrichedCreationDays).
+      assert.deepEqual(enriched.find((f) => f.name === 'created_at_last_us')?.type, 'INT64');
       assert.deepEqual(
-        enriched.filter((f) => f.name !== 'created_at_last').map((f) => `${f.name} ${f.type}`).sort(),
-        target.map((f) => `${f.name} ${f.type}`).sort(),
-        'the enriched rows must have exactly the consolidated table columns the MERGE copies, with the same types',
+        enriched.filter((f) => f.name !== 'created_at_last_us').map((f) => `${f.name} ${f.type}`).sort(),
+        target.map(enrichedField).map((f) => `${f.name} ${f.type}`).sort(),
+        'the enriched rows must have exactly the consolidated table columns the MERGE copies, with the same types, TIMESTAMPs as INT64 microseconds (*_us)',
       );
+      assert.ok(!enriched.some((f) => f.type === 'TIMESTAMP'), 'no TIMESTAMP passes through Beam, which would keep only its milliseconds');
     });
   });
 

@@ -18,7 +18,7 @@ export type RejectReason = (typeof REJECT_REASONS)[number];
 /** Per reason, rows newly quarantined (reasons with no row are left out). */
 export type RejectCounts = Partial<Record<RejectReason, number>>;
 
-/** An operation ID longer than this cannot travel in a chunk message (1,000 IDs a message) or a replay. */
+/** The longest operation ID consolidated (and the longest a replay accepts); a longer one is quarantined. */
 export const MAX_ID_LENGTH = 128;
 
 /** The earliest sane timestamp. */

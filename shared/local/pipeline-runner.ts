@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { parse as parseYaml } from 'yaml';
 import { errorMessage } from '../errors';
+import { duckdbDialect, type SqlDialect } from '../sql/dialect';
 import type { Clock, JobLauncher, JobState, LaunchRequest, LaunchedJob, Logger, TableRef } from '../ports';
 import type { DuckDbWarehouse } from './duckdb-warehouse';
 
@@ -120,15 +121,7 @@ export class LocalPipelineRunner implements JobLauncher {
 
   private async execute(request: LaunchRequest): Promise<number> {
     const file = this.options.pipelineFile;
-    const text = await readFile(file, 'utf8');
-    const rendered = renderJinja(text, request.variables, file);
-    let document: unknown;
-    try {
-      document = parseYaml(rendered);
-    } catch (error) {
-      throw new Error(`${file} is not valid YAML once its variables are substituted: ${errorMessage(error)}`, { cause: error });
-    }
-    const plan = parsePipeline(document, file);
+    const plan = pipelinePlanOf(await readFile(file, 'utf8'), request.variables, file);
     return runPlan(this.options.warehouse, plan);
   }
 
@@ -177,6 +170,18 @@ export function renderJinja(text: string, variables: Record<string, string>, fil
     }
     return variables[name];
   });
+}
+
+/** The pipeline file's text with its jinja variables substituted, checked and parsed into its plan. */
+export function pipelinePlanOf(text: string, variables: Record<string, string>, file = 'the pipeline'): PipelinePlan {
+  const rendered = renderJinja(text, variables, file);
+  let document: unknown;
+  try {
+    document = parseYaml(rendered);
+  } catch (error) {
+    throw new Error(`${file} is not valid YAML once its variables are substituted: ${errorMessage(error)}`, { cause: error });
+  }
+  return parsePipeline(document, file);
 }
 
 type WriteDisposition = 'WRITE_TRUNCATE' | 'WRITE_APPEND' | 'WRITE_EMPTY';
@@ -294,18 +299,24 @@ export async function runPlan(warehouse: DuckDbWarehouse, plan: PipelinePlan): P
 }
 
 /**
- * The plan's read and transforms as one SELECT, each step a CTE over the previous one;
- * `describe` gives the columns of the steps so far (a MapToFields keeps or drops them by name).
+ * The plan's read and transforms as one SELECT, each step a CTE over the previous one, quoted
+ * for `dialect`. With `describe` (the columns of the steps so far) a MapToFields keeps or drops
+ * its input by name, and a clash is an error; without it, it selects `*` minus what it drops.
  */
-export async function planSelect(plan: PipelinePlan, describe: (ctes: string[], step: ReadStep | MapStep) => Promise<string[]>): Promise<string> {
-  const ctes = [`"step_0" AS (\n${plan.read.query}\n)`];
-  let columns = await describe(ctes, plan.read);
+export async function planSelect(
+  plan: PipelinePlan,
+  describe?: (ctes: string[], step: ReadStep | MapStep) => Promise<string[]>,
+  dialect: SqlDialect = duckdbDialect,
+): Promise<string> {
+  const step = (n: number) => dialect.identifier(`step_${n}`);
+  const ctes = [`${step(0)} AS (\n${plan.read.query}\n)`];
+  let columns = await describe?.(ctes, plan.read);
   for (const map of plan.maps) {
-    const input = `"step_${ctes.length - 1}"`;
-    ctes.push(`"step_${ctes.length}" AS (\n${mapSelect(map, columns, input)}\n)`);
-    columns = await describe(ctes, map);
+    const input = step(ctes.length - 1);
+    ctes.push(`${step(ctes.length)} AS (\n${mapSelect(map, columns, input, dialect)}\n)`);
+    columns = await describe?.(ctes, map);
   }
-  return `WITH ${ctes.join(',\n')}\nSELECT * FROM "step_${ctes.length - 1}"`;
+  return `WITH ${ctes.join(',\n')}\nSELECT * FROM ${step(ctes.length - 1)}`;
 }
 
 /** The output columns of the steps so far; a failure is reported as the transform's. */
@@ -321,14 +332,19 @@ export async function columnsOf(connection: DuckDBConnection, ctes: string[], st
   }
 }
 
-function mapSelect(map: MapStep, input: string[], from: string): string {
+function mapSelect(map: MapStep, input: string[] | undefined, from: string, dialect: SqlDialect): string {
   const where = `Transform "${map.name}" (MapToFields)`;
+  const computed = map.fields.map(([field, expression]) => `(${expression}) AS ${dialect.identifier(field)}`);
+  if (input === undefined) {
+    const list = map.append ? [dialect.starExcept(map.drop), ...computed] : computed;
+    return `SELECT\n  ${list.join(',\n  ')}\nFROM ${from}`;
+  }
   const missing = map.drop.filter((d) => !input.includes(d));
   if (missing.length > 0) throw new Error(`${where}: cannot drop ${missing.join(', ')}: not in its input (${input.join(', ')})`);
   const kept = map.append ? input.filter((c) => !map.drop.includes(c)) : [];
   const clash = map.fields.find(([field]) => kept.includes(field));
   if (clash) throw new Error(`${where}: field ${clash[0]} already exists in its input; drop it or use append: false`);
-  const list = [...kept.map((c) => `"${c}"`), ...map.fields.map(([field, expression]) => `(${expression}) AS "${field}"`)];
+  const list = [...kept.map((c) => dialect.identifier(c)), ...computed];
   return `SELECT\n  ${list.join(',\n  ')}\nFROM ${from}`;
 }
 

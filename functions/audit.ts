@@ -76,7 +76,7 @@ export interface AuditReport {
   openBatches: number;
   results: AuditDay[];
   differences: Difference[];
-  repair?: { replays: ReplayOutcome[]; replayed: number; orphans: string[]; newer: string[]; verified: boolean };
+  repair?: { replays: ReplayOutcome[]; replayed: number; orphans: string[]; newer: string[]; verified: boolean; remaining?: Difference[] };
 }
 
 const DAY = /^\d{4}-\d\d-\d\d$/;
@@ -133,21 +133,25 @@ export async function runAudit(deps: AuditDependencies, request: AuditRequest): 
   const d = dialectOf(warehouse, config);
   const fromScratch = await planSelect(pipelinePlanOf(deps.pipeline.text, fromScratchVariables(d, config.tables), deps.pipeline.file), undefined, d);
   const consolidated = config.tables.consolidated;
-  const summarize = async (range: AuditDays) => (await warehouse.query(auditDaySummary(d, consolidated, fromScratch, range, asOf))).rows.map(daySummary);
+  const compare = async (): Promise<{ results: AuditDay[]; differences: Difference[] }> => {
+    const summaries = (await warehouse.query(auditDaySummary(d, consolidated, fromScratch, days, asOf))).rows.map(daySummary);
+    const differing = summaries.filter((s) => !s.same).map((s) => s.day);
+    const found = differing.length === 0 ? [] : (await warehouse.query(auditDrillDown(d, consolidated, fromScratch, days, asOf, differing))).rows.map((row) => classify(row, settledBefore));
+    return { results: summaries.map((s) => dayResult(s, found)), differences: found };
+  };
 
-  const summaries = await summarize(days);
-  const differing = summaries.filter((s) => !s.same).map((s) => s.day);
-  const differences = differing.length === 0 ? [] : (await warehouse.query(auditDrillDown(d, consolidated, fromScratch, days, asOf, differing))).rows.map((row) => classify(row, settledBefore));
-  const results: AuditDay[] = summaries.map((s) => dayResult(s, differences));
-
+  const { results, differences } = await compare();
   let repair: AuditReport['repair'];
   if (request.repair) {
     repair = await replayDifferences(deps, differences, results, log);
     if (repair.verified) {
-      const after = await summarize(days);
-      for (const result of results.filter((r) => r.replayed > 0 && r.outcome !== 'repair-failed')) {
-        const held = differences.some((x) => x.day === result.day && (x.hold === 'orphan' || x.hold === 'newer'));
-        result.outcome = after.find((s) => s.day === result.day)?.same ? 'repaired' : held ? 'differs' : 'repair-failed';
+      // The replays were followed to their MERGE: audit the days again, and say what is left.
+      const again = await compare();
+      repair.remaining = again.differences.filter((x) => x.hold !== 'pending');
+      for (const result of results.filter((r) => r.replayed > 0)) {
+        const now = again.results.find((r) => r.day === result.day);
+        const left = repair.remaining.filter((x) => x.day === result.day);
+        result.outcome = left.some((x) => x.hold === undefined) ? 'repair-failed' : left.length > 0 ? 'differs' : now?.outcome === 'pending' || now?.outcome === 'clean' ? 'repaired' : 'repair-failed';
       }
     } else {
       for (const result of results.filter((r) => r.replayed > 0 && r.outcome !== 'repair-failed')) result.outcome = 'replayed';

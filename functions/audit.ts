@@ -87,7 +87,8 @@ const SAMPLE_IDS = 20;
 const dayOf = (instant: Date) => instant.toISOString().slice(0, 10);
 const addDays = (day: string, n: number) => dayOf(new Date(Date.parse(`${day}T00:00:00Z`) + n * DAY_MS));
 
-function checkedDay(value: string, name: string): string {
+/** A YYYY-MM-DD that is a real calendar day, or a BadRequestError naming the option. */
+export function checkedDay(value: string, name: string): string {
   if (!DAY.test(value) || dayOf(new Date(`${value}T00:00:00Z`)) !== value) throw new BadRequestError(`${name} ${value}: expected a day such as 2026-01-15`);
   return value;
 }

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { LAST_AUDIT_OBJECT, runAudit, type AuditReport } from '../../functions/audit';
+import { LAST_AUDIT_OBJECT, checkedDay, runAudit, type AuditReport } from '../../functions/audit';
 import { BadRequestError, errorMessage } from '../errors';
 import { pipelineFilePath } from '../pipeline/file';
 import { localReplayer } from '../local/replayer';
@@ -25,6 +25,13 @@ const DIFFERENCES_SHOWN = 20;
  * will still bring in), 1 differences left or a failed repair, 2 bad usage.
  */
 export async function auditCommand(options: AuditOptions): Promise<number> {
+  try {
+    if (options.from !== undefined) checkedDay(options.from, '--from');
+    if (options.to !== undefined) checkedDay(options.to, '--to');
+  } catch (error) {
+    options.out(`consolidate: ${errorMessage(error)}`);
+    return 2;
+  }
   const clock = new StackClock();
   clock.set(options.now);
   const session = openSession(options);

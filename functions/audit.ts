@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { BatchStore, batchIdOfOpenMarker, paths } from '../shared/batch';
 import type { Config } from '../shared/config';
 import { BadRequestError, ChainError, errorMessage } from '../shared/errors';
-import { pipelinePlanOf, planSelect } from '../shared/local/pipeline-runner';
+import { pipelinePlanOf, planSelectUnresolved } from '../shared/local/pipeline-runner';
 import type { Clock, Logger, ObjectStore, ReplayOutcome, Replayer, Row, Warehouse } from '../shared/ports';
 import { loadSchema } from '../shared/schema';
 import { auditDaySummary, auditDrillDown, fromScratchVariables, insertAuditRecords, type AuditDays, type AuditRecord } from '../shared/sql/audit';
@@ -132,7 +132,7 @@ export async function runAudit(deps: AuditDependencies, request: AuditRequest): 
   log.info('Audit started', { days, asOf, settledBefore: settledBefore.toISOString(), openBatches });
 
   const d = dialectOf(warehouse, config);
-  const fromScratch = await planSelect(pipelinePlanOf(deps.pipeline.text, fromScratchVariables(d, config.tables), deps.pipeline.file), undefined, d);
+  const fromScratch = planSelectUnresolved(pipelinePlanOf(deps.pipeline.text, fromScratchVariables(d, config.tables), deps.pipeline.file), d);
   const consolidated = config.tables.consolidated;
   const compare = async (): Promise<{ results: AuditDay[]; differences: Difference[] }> => {
     const summaries = (await warehouse.query(auditDaySummary(d, consolidated, fromScratch, days, asOf))).rows.map(daySummary);

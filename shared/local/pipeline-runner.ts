@@ -299,23 +299,29 @@ export async function runPlan(warehouse: DuckDbWarehouse, plan: PipelinePlan): P
 }
 
 /**
- * The plan's read and transforms as one SELECT, each step a CTE over the previous one, quoted
- * for `dialect`. With `describe` (the columns of the steps so far) a MapToFields keeps or drops
- * its input by name, and a clash is an error; without it, it selects `*` minus what it drops.
+ * The plan's read and transforms as one SELECT, each step a CTE over the previous one;
+ * `describe` gives the columns of the steps so far (a MapToFields keeps or drops them by name,
+ * and a field that clashes with one is an error).
  */
-export async function planSelect(
-  plan: PipelinePlan,
-  describe?: (ctes: string[], step: ReadStep | MapStep) => Promise<string[]>,
-  dialect: SqlDialect = duckdbDialect,
-): Promise<string> {
+export async function planSelect(plan: PipelinePlan, describe: (ctes: string[], step: ReadStep | MapStep) => Promise<string[]>, dialect: SqlDialect = duckdbDialect): Promise<string> {
   const step = (n: number) => dialect.identifier(`step_${n}`);
   const ctes = [`${step(0)} AS (\n${plan.read.query}\n)`];
-  let columns = await describe?.(ctes, plan.read);
+  let columns = await describe(ctes, plan.read);
   for (const map of plan.maps) {
-    const input = step(ctes.length - 1);
-    ctes.push(`${step(ctes.length)} AS (\n${mapSelect(map, columns, input, dialect)}\n)`);
-    columns = await describe?.(ctes, map);
+    ctes.push(`${step(ctes.length)} AS (\n${mapSelect(map, columns, step(ctes.length - 1), dialect)}\n)`);
+    columns = await describe(ctes, map);
   }
+  return `WITH ${ctes.join(',\n')}\nSELECT * FROM ${step(ctes.length - 1)}`;
+}
+
+/**
+ * The same SELECT without knowing the columns (no engine to ask, or parameters still unbound):
+ * a MapToFields with `append` selects `*` minus what it drops. Used by the audit in both dialects.
+ */
+export function planSelectUnresolved(plan: PipelinePlan, dialect: SqlDialect): string {
+  const step = (n: number) => dialect.identifier(`step_${n}`);
+  const ctes = [`${step(0)} AS (\n${plan.read.query}\n)`];
+  for (const map of plan.maps) ctes.push(`${step(ctes.length)} AS (\n${mapSelect(map, undefined, step(ctes.length - 1), dialect)}\n)`);
   return `WITH ${ctes.join(',\n')}\nSELECT * FROM ${step(ctes.length - 1)}`;
 }
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { pipelinePlanOf, planSelect } from '../../shared/local/pipeline-runner';
+import { pipelinePlanOf, planSelectUnresolved } from '../../shared/local/pipeline-runner';
 import { pipelineFilePath } from '../../shared/pipeline/file';
 import type { Statement } from '../../shared/ports';
 import * as audit from '../../shared/sql/audit';
@@ -27,7 +27,7 @@ const AS_OF = '2026-01-15T10:20:00.000Z';
 
 export async function fromScratch(d: SqlDialect): Promise<string> {
   const file = pipelineFilePath();
-  return planSelect(pipelinePlanOf(readFileSync(file, 'utf8'), audit.fromScratchVariables(d, sources), file), undefined, d);
+  return planSelectUnresolved(pipelinePlanOf(readFileSync(file, 'utf8'), audit.fromScratchVariables(d, sources), file), d);
 }
 
 const RENDERINGS: Record<string, (d: SqlDialect) => Promise<Statement>> = {

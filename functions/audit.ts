@@ -155,7 +155,9 @@ export async function runAudit(deps: AuditDependencies, request: AuditRequest): 
         result.outcome = left.some((x) => x.hold === undefined) ? 'repair-failed' : left.length > 0 ? 'differs' : now?.outcome === 'pending' || now?.outcome === 'clean' ? 'repaired' : 'repair-failed';
       }
     } else {
-      for (const result of results.filter((r) => r.replayed > 0 && r.outcome !== 'repair-failed')) result.outcome = 'replayed';
+      for (const result of results.filter((r) => r.replayed > 0 && r.outcome !== 'repair-failed')) {
+        result.outcome = differences.some((x) => x.day === result.day && (x.hold === 'orphan' || x.hold === 'newer')) ? 'differs' : 'replayed';
+      }
     }
   }
   const outcome = overall(results);

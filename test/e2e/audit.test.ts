@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { LAST_AUDIT_OBJECT, runAudit, type AuditReport } from '../../functions/audit';
+import { BatchStore, paths } from '../../shared/batch';
 import { loadConfig, type Config } from '../../shared/config';
 import { JsonLogger } from '../../shared/logger';
 import { runCycle } from '../../shared/local/cycle';
@@ -158,6 +159,26 @@ describe('consolidate audit on the local stack', function () {
   it('a second audit finds only the orphan', async () => {
     const report = await audit();
     assert.deepEqual(report.differences.filter((x) => x.hold !== 'pending').map((x) => [x.operationId, x.kind]), [[deletedOperation, 'extra']]);
+  });
+
+  it('leaves to the chain what changed after the start of a batch still in flight, and counts it once the batch is closed', async () => {
+    const [operation] = (await one(`SELECT operation_id FROM main.ussd_operations WHERE operation_id IS NOT NULL AND operation_id NOT IN ('${lateOperation}', '${pendingOperation}', '${deletedOperation}') GROUP BY operation_id HAVING max(source_timestamp) < TIMESTAMPTZ '2026-03-02 23:00:00+00' AND arg_max(status, source_timestamp) <> 'FAILED' ORDER BY operation_id DESC LIMIT 1`)) as string[];
+    await connection.run(`INSERT INTO main.ussd_operations SELECT * REPLACE ('FAILED' AS status, TIMESTAMPTZ '2026-03-02 23:50:00+00' AS source_timestamp) FROM main.ussd_operations WHERE operation_id = '${operation}' QUALIFY ROW_NUMBER() OVER (ORDER BY source_timestamp DESC) = 1`);
+    const batchId = '20260303T004000Z-0a0a0a';
+    await new BatchStore(stack.store).createManifest({ batchId, window: { from: '2026-03-02T23:30:00.000Z', to: watermark.toISOString() }, chunkCount: 1, idCount: 1, chunkSize: 100, rejected: { missingOperationId: 0, missingSourceTimestamp: 0 }, createdAt: watermark.toISOString() });
+    await stack.store.create(paths.open(batchId), JSON.stringify({ batchId }));
+
+    const inFlight = await audit();
+    assert.equal(inFlight.openBatches, 1);
+    assert.equal(inFlight.settledBefore, '2026-03-02T23:30:00.000Z');
+    assert.equal(inFlight.differences.find((x) => x.operationId === operation)?.hold, 'pending');
+
+    await stack.store.delete(paths.open(batchId));
+    const closed = await audit();
+    assert.equal(closed.openBatches, 0);
+    const found = closed.differences.find((x) => x.operationId === operation);
+    assert.equal(found?.hold, undefined);
+    assert.ok(found?.columns.includes('ussd_status'));
   });
 
   it('refuses days it cannot audit', async () => {

@@ -51,17 +51,8 @@ export interface Difference {
 /** `replayed`: replays sealed but not followed to their MERGE (Google Cloud); the next audit checks them. */
 export type DayOutcome = 'clean' | 'pending' | 'differs' | 'replayed' | 'repaired' | 'repair-failed';
 
-export interface AuditDay {
-  day: string;
-  expectedRows: number;
-  actualRows: number;
-  expectedFingerprint: string | null;
-  actualFingerprint: string | null;
-  missing: number;
-  extra: number;
-  different: number;
-  pending: number;
-  replayed: number;
+/** One audited day: what the audit table keeps of it, but the audit's own fields. */
+export interface AuditDay extends Omit<AuditRecord, 'auditId' | 'auditedAt' | 'asOf' | 'outcome' | 'sampleIds'> {
   outcome: DayOutcome;
 }
 
@@ -273,20 +264,10 @@ async function record(deps: AuditDependencies, report: AuditReport): Promise<voi
   if (report.results.length > 0) {
     await warehouse.ensureTable(config.auditTable, loadSchema('consolidation_audit'));
     const records: AuditRecord[] = report.results.map((r) => ({
+      ...r,
       auditId: report.auditId,
       auditedAt: report.auditedAt,
       asOf: report.asOf!,
-      day: r.day,
-      expectedRows: r.expectedRows,
-      actualRows: r.actualRows,
-      expectedFingerprint: r.expectedFingerprint,
-      actualFingerprint: r.actualFingerprint,
-      missing: r.missing,
-      extra: r.extra,
-      different: r.different,
-      pending: r.pending,
-      replayed: r.replayed,
-      outcome: r.outcome,
       sampleIds:
         report.differences
           .filter((x) => x.day === r.day)

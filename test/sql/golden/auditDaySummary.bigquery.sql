@@ -33,8 +33,8 @@ SELECT
   a.agent_name, a.region AS agent_region
 FROM operations AS o
 LEFT JOIN transactions AS t ON o.transaction_ref = t.transaction_id
-LEFT JOIN `my-project.source_dataset.services` AS s ON t.service_id = s.service_id
-LEFT JOIN `my-project.source_dataset.agents` AS a ON o.agent_code = a.agent_code
+LEFT JOIN `my-project.reference_dataset.services` AS s ON t.service_id = s.service_id
+LEFT JOIN `my-project.reference_dataset.agents` AS a ON o.agent_code = a.agent_code
 ),
 `step_1` AS (
 SELECT

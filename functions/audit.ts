@@ -141,9 +141,9 @@ export async function runAudit(deps: AuditDependencies, request: AuditRequest): 
       const again = await compare();
       repair.remaining = again.differences.filter((x) => x.hold !== 'pending');
       for (const result of results.filter((r) => r.replayed > 0)) {
-        const now = again.results.find((r) => r.day === result.day);
         const left = repair.remaining.filter((x) => x.day === result.day);
-        result.outcome = left.some((x) => x.hold === undefined) ? 'repair-failed' : left.length > 0 ? 'differs' : now?.outcome === 'pending' || now?.outcome === 'clean' ? 'repaired' : 'repair-failed';
+        // Still replayable after the replay: it did not take. Held back (orphans, newer rows): still differs.
+        result.outcome = left.some((x) => x.hold === undefined) ? 'repair-failed' : left.length > 0 ? 'differs' : 'repaired';
       }
     } else {
       for (const result of results.filter((r) => r.replayed > 0 && r.outcome !== 'repair-failed')) {

@@ -46,6 +46,18 @@ variable "audit_repair" {
   }
 }
 
+variable "audit_ingress" {
+  type        = string
+  nullable    = false
+  default     = "ALLOW_INTERNAL_ONLY"
+  description = "Network ingress of the audit function. ALLOW_INTERNAL_ONLY admits its Cloud Scheduler job (internal traffic of the project); ALLOW_ALL also lets an operator holding roles/run.invoker call it by hand from outside (IAM still applies)."
+
+  validation {
+    condition     = contains(["ALLOW_ALL", "ALLOW_INTERNAL_ONLY"], var.audit_ingress)
+    error_message = "audit_ingress must be ALLOW_ALL or ALLOW_INTERNAL_ONLY."
+  }
+}
+
 variable "audit_table" {
   type        = string
   nullable    = false
@@ -105,7 +117,8 @@ resource "google_cloudfunctions2_function" "audit" {
   build_config {
     runtime         = var.function_runtime
     entry_point     = "auditConsolidation"
-    service_account = local.build_service_account
+    service_account   = google_service_account.build.id
+    docker_repository = google_artifact_registry_repository.functions.id
     source {
       storage_source {
         bucket = google_storage_bucket.source.name
@@ -121,7 +134,7 @@ resource "google_cloudfunctions2_function" "audit" {
     # One audit at a time: two would replay the same operations twice.
     max_instance_count             = 1
     min_instance_count             = 0
-    ingress_settings               = "ALLOW_ALL"
+    ingress_settings               = var.audit_ingress
     all_traffic_on_latest_revision = true
     service_account_email          = google_service_account.audit.email
     environment_variables = merge(local.function_environment, {
@@ -132,7 +145,7 @@ resource "google_cloudfunctions2_function" "audit" {
     })
   }
 
-  depends_on = [google_project_service.enabled]
+  depends_on = [google_project_service.enabled, time_sleep.build_grants]
 }
 
 # --- The schedule ----------------------------------------------------------------------------
@@ -262,6 +275,15 @@ resource "google_cloud_run_v2_service_iam_member" "audit_invokes_publish_ops" {
   name     = google_cloudfunctions2_function.publish_ops.name
   role     = "roles/run.invoker"
   member   = "serviceAccount:${google_service_account.audit.email}"
+
+  lifecycle {
+    # A function's outgoing call is internal traffic only through a VPC network, which these
+    # functions do not use: an internal-only publishOps would refuse every replay.
+    precondition {
+      condition     = var.publish_ops_ingress == "ALLOW_ALL"
+      error_message = "audit_repair = true needs publish_ops_ingress = \"ALLOW_ALL\": the audit function calls publishOps from outside its network (IAM still applies)."
+    }
+  }
 }
 
 # Cloud Scheduler calls the audit with its OIDC token: invoker on the audit's service only.

@@ -21,7 +21,7 @@ describe('terraform/audit.tf: the scheduled audit', () => {
       assert.equal(config.positions.get(address)?.file, 'audit.tf', address);
     }
     const own = config.files.find((f) => f.name === 'audit.tf')!.json;
-    assert.deepEqual(Object.keys(own.variable).sort(), ['audit_days', 'audit_repair', 'audit_schedule', 'audit_table', 'audit_timeout_seconds']);
+    assert.deepEqual(Object.keys(own.variable).sort(), ['audit_days', 'audit_ingress', 'audit_repair', 'audit_schedule', 'audit_table', 'audit_timeout_seconds']);
     assert.deepEqual(Object.keys(own.output).sort(), ['audit_scheduler_job', 'audit_table_id', 'audit_uri']);
   });
 
@@ -36,6 +36,8 @@ describe('terraform/audit.tf: the scheduled audit', () => {
     assert.equal(service.max_instance_count, 1, 'two audits at once would replay the same operations twice');
     assert.equal(service.min_instance_count, 0);
     assert.equal(variableOf(service.timeout_seconds), 'audit_timeout_seconds');
+    assert.equal(variableOf(service.ingress_settings), 'audit_ingress');
+    assert.equal(config.variables.get('audit_ingress')!.default, 'ALLOW_INTERNAL_ONLY', 'its Scheduler job is internal traffic');
   });
 
   it("runs with the chain's configuration plus the audit's, each a variable the code knows, with the code's defaults", () => {
@@ -87,6 +89,8 @@ describe('terraform/audit.tf: the scheduled audit', () => {
     assert.deepEqual(invokers.filter((g) => g.scope === 'service:audit').map((g) => g.principal), ['scheduler']);
     const replays = resource(config, 'google_cloud_run_v2_service_iam_member.audit_invokes_publish_ops');
     assert.equal(replays.count, '${var.audit_repair ? 1 : 0}');
+    const precondition = block(block(replays, 'lifecycle'), 'precondition')!;
+    assert.equal(precondition.condition, '${var.publish_ops_ingress == "ALLOW_ALL"}', 'an internal-only publishOps refuses calls from another function');
     assert.equal(valueOf(config, '${var.audit_repair}'), false);
   });
 

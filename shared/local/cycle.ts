@@ -1,5 +1,5 @@
 import { BatchStore, type BatchState, type RejectedRows } from '../batch';
-import type { PublishResponse } from '../../functions/publish-ops';
+import type { CatchUp, PublishResponse } from '../../functions/publish-ops';
 import type { ReconcileAction } from '../../functions/reconciler';
 import { DATAFLOW_EVENTS, isTerminal, type LocalStack } from './stack';
 
@@ -41,6 +41,8 @@ export interface CycleReport {
   refused?: number;
   /** For a replay: what was replayed. */
   replay?: string;
+  /** Set when MAX_WINDOW cut the window short: how far behind the run still is. */
+  catchUp?: CatchUp;
 }
 
 export interface CycleOptions {
@@ -113,6 +115,7 @@ export async function runCycle(stack: LocalStack, options: CycleOptions = {}): P
     }
     const reconciled = body.reconciled;
     const replay = 'replay' in body ? body.replay : undefined;
+    const catchUp = 'catchUp' in body ? body.catchUp : undefined;
     if (body.status !== 'sealed') {
       report('done');
       return {
@@ -127,6 +130,7 @@ export async function runCycle(stack: LocalStack, options: CycleOptions = {}): P
         reconciled,
         refused,
         replay,
+        catchUp,
       };
     }
     report('collect');
@@ -140,6 +144,7 @@ export async function runCycle(stack: LocalStack, options: CycleOptions = {}): P
       reconciled,
       refused,
       replay,
+      catchUp,
     };
     const state = await waitForBatch(stack, body.batchId, options);
     const deadLetters = stack.deadLetterCount() - deadLettersBefore;

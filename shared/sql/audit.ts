@@ -1,6 +1,7 @@
 import { loadSchema } from '../schema';
 import type { QueryParams, SchemaField, Statement, TableRef } from '../ports';
 import type { SqlDialect } from './dialect';
+import { enrichedField } from './statements';
 
 /**
  * The audit's statements: `consolidated_table` against a from-scratch consolidation of the
@@ -62,21 +63,23 @@ export function fromScratchVariables(d: SqlDialect, t: AuditSources): Record<str
   };
 }
 
-/** Each compared column as both sides compare it: cast to its schema type, timestamps to the millisecond (Beam keeps no more). */
-function normalized(d: SqlDialect, field: SchemaField): string {
-  const cast = d.cast(field.name, field.type);
-  return field.type.toUpperCase() === 'TIMESTAMP' ? d.truncateToMillis(cast) : cast;
-}
+/** Each compared column as both sides compare it: cast to its schema type. */
+const normalized = (d: SqlDialect, field: SchemaField): string => d.cast(field.name, field.type);
 
 /** The two sides, each row with its compared columns and their hash. */
 function sides(d: SqlDialect, consolidated: TableRef, fromScratch: string): string {
   const columns = comparedColumns();
   const list = columns.map((f) => `${normalized(d, f)} AS ${f.name}`).join(', ');
   const hash = `, ${d.rowHash(columns.map((f) => normalized(d, f)))} AS row_hash`;
+  // The pipeline's output carries TIMESTAMPs as INT64 microseconds; turned back as the MERGE does.
+  const fromPipeline = columns.map((f) => (f.type === 'TIMESTAMP' ? `${d.timestampFromMicros(enrichedField(f).name)} AS ${f.name}` : f.name)).join(', ');
   return `expected AS (
   SELECT ${list}${hash}
   FROM (
+    SELECT ${fromPipeline}
+    FROM (
 ${fromScratch}
+    ) AS pipeline
   ) AS scratch
   WHERE ${inRange(d, 'created_at')}
 ),

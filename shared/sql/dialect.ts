@@ -19,12 +19,12 @@ export interface SqlDialect {
   starExcept(names: string[]): string;
   /** `expr` as the BigQuery type of a schema field (STRING, NUMERIC, TIMESTAMP, ...). */
   cast(expr: string, bigqueryType: string): string;
-  /** A TIMESTAMP truncated to the millisecond (what survives a trip through Beam). */
-  truncateToMillis(expr: string): string;
   /** A 64-bit hash of the values, the same for equal values whatever their order among rows. */
   rowHash(exprs: string[]): string;
   /** Order-independent aggregate of row hashes (XOR), as a decimal string. */
   hashAggregate(hash: string): string;
+  /** The TIMESTAMP of an INT64 count of microseconds since the epoch. */
+  timestampFromMicros(expr: string): string;
 }
 
 const DUCKDB_PARAM_TYPES: Record<ParamType, string> = {
@@ -66,9 +66,9 @@ export function bigqueryDialect(project: string): SqlDialect {
     identifier: (name) => `\`${checkedIdentifier(name)}\``,
     starExcept: (names) => (names.length === 0 ? '*' : `* EXCEPT (${names.map((n) => `\`${checkedIdentifier(n)}\``).join(', ')})`),
     cast: (expr, type) => `CAST(${expr} AS ${bigqueryCastType(type)})`,
-    truncateToMillis: (expr) => `TIMESTAMP_TRUNC(${expr}, MILLISECOND)`,
     rowHash: (exprs) => `FARM_FINGERPRINT(TO_JSON_STRING(STRUCT(${exprs.join(', ')})))`,
     hashAggregate: (hash) => `CAST(BIT_XOR(${hash}) AS STRING)`,
+    timestampFromMicros: (expr) => `TIMESTAMP_MICROS(${expr})`,
   };
 }
 
@@ -80,7 +80,7 @@ export const duckdbDialect: SqlDialect = {
   identifier: (name) => `"${checkedIdentifier(name)}"`,
   starExcept: (names) => (names.length === 0 ? '*' : `* EXCLUDE (${names.map((n) => `"${checkedIdentifier(n)}"`).join(', ')})`),
   cast: (expr, type) => `CAST(${expr} AS ${duckdbType(type)})`,
-  truncateToMillis: (expr) => `date_trunc('millisecond', ${expr})`,
   rowHash: (exprs) => `hash(${exprs.join(', ')})`,
   hashAggregate: (hash) => `CAST(bit_xor(${hash}) AS VARCHAR)`,
+  timestampFromMicros: (expr) => `make_timestamptz(${expr})`,
 };

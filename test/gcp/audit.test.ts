@@ -25,7 +25,7 @@ const WATERMARK = '2026-01-15T10:00:00.000Z';
 const DONE = { status: { state: 'DONE' } };
 
 function setup(answers: Row[][]) {
-  const config = testConfig({ CONSOLIDATION_BACKEND: 'gcp', GCP_PROJECT: PROJECT, STATE_BUCKET: 'state', SOURCE_DATASET: 'source_dataset', AUDIT_DAYS: '2', REPLAY_MAX_IDS: '2' });
+  const config = testConfig({ CONSOLIDATION_BACKEND: 'gcp', GCP_PROJECT: PROJECT, STATE_BUCKET: 'state', INITIAL_WATERMARK: '2026-01-01T00:00:00Z', SOURCE_DATASET: 'source_dataset', AUDIT_DAYS: '2', REPLAY_MAX_IDS: '2' });
   const bigquery = new BigQuery({ projectId: PROJECT });
   const storage = new Storage({ projectId: PROJECT });
   sinon.stub(bigquery, 'request').rejects(new Error('A test reached the network'));

@@ -121,8 +121,8 @@ export const CASES: StatementCase[] = [
   },
 ];
 
-/** Exported functions of shared/sql/ that build no statement (dialects and their choice). */
-export const NOT_STATEMENTS = ['bigqueryDialect', 'dialectOf', 'comparedColumns', 'fromScratchVariables'];
+/** Exported functions of shared/sql/ that build no statement (dialects and their choice, the enriched table's column of a field, the audit's columns and pipeline variables). */
+export const NOT_STATEMENTS = ['bigqueryDialect', 'dialectOf', 'enrichedField', 'comparedColumns', 'fromScratchVariables'];
 
 export const bigquery = bigqueryDialect(PROJECT);
 

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { AUDIT_FUNCTION_NAME } from '../../functions/registry';
 import { VARIABLES } from '../../shared/config';
 import { loadSchema } from '../../shared/schema';
-import { block, fileArgument, grantsOf, loadTerraform, resource, soleExpression, targetName, valueOf, variableOf, type Body, type TerraformConfig } from './model';
+import { block, fileArgument, filesetPattern, grantsOf, loadTerraform, resource, soleExpression, targetName, valueOf, variableOf, type Body, type TerraformConfig } from './model';
 
 /** terraform/audit.tf, parsed offline: the audit function, its daily schedule, its table and its grants. */
 describe('terraform/audit.tf: the scheduled audit', () => {
@@ -38,6 +38,11 @@ describe('terraform/audit.tf: the scheduled audit', () => {
     assert.equal(variableOf(service.timeout_seconds), 'audit_timeout_seconds');
     assert.equal(variableOf(service.ingress_settings), 'audit_ingress');
     assert.equal(config.variables.get('audit_ingress')!.default, 'ALLOW_INTERNAL_ONLY', 'its Scheduler job is internal traffic');
+  });
+
+  it('ships the pipeline file in the source archive: the audit composes its SELECT at run time', () => {
+    const patterns = (config.locals.get('source_patterns') as string[]).map(filesetPattern);
+    assert.ok(patterns.some((pattern) => pattern.test('shared/pipeline/consolidation.yaml')));
   });
 
   it("runs with the chain's configuration plus the audit's, each a variable the code knows, with the code's defaults", () => {

@@ -26,6 +26,7 @@ import {
 import { ChainError, errorMessage } from '../errors';
 import type { DmlStats, Logger, QueryOptions, QueryParams, QueryResult, Row, SchemaField, Statement, TableRef, Warehouse } from '../ports';
 import { duckdbCreateTable, duckdbType } from '../schema';
+import { defineBigQueryFunctions } from './pipeline-runner';
 
 /**
  * The warehouse of the local stack: one DuckDB database (a file, or ':memory:') standing in for
@@ -72,7 +73,9 @@ export class DuckDbWarehouse implements Warehouse {
   /** A new connection of this database (in UTC), for callers such as a seeder or a test; the caller closes it. */
   async connect(): Promise<DuckDBConnection> {
     const connection = await this.instance.connect();
-    await prepareConnection(connection);
+    await connection.run("SET TimeZone='UTC'");
+    // The pipeline's SQL (and the audit, which runs it through query()) names BigQuery functions.
+    await defineBigQueryFunctions(connection);
     this.opened.add(connection);
     return connection;
   }
@@ -310,13 +313,10 @@ FROM read_json(CAST($files AS VARCHAR[]), format = 'newline_delimited', columns 
   }
 }
 
-/**
- * What every connection to a warehouse needs before it runs the chain's SQL: UTC, and BigQuery's
- * name for an RE2 search (REGEXP_CONTAINS), so that the pipeline file's SQL runs unchanged here.
- */
+/** What every connection to a warehouse needs before it runs the chain's SQL (bench's own connections too): UTC and BigQuery's functions. */
 export async function prepareConnection(connection: DuckDBConnection): Promise<void> {
   await connection.run("SET TimeZone='UTC'");
-  await connection.run('CREATE OR REPLACE TEMP MACRO regexp_contains(s, p) AS regexp_matches(s, p)');
+  await defineBigQueryFunctions(connection);
 }
 
 const JOBS_SCHEMA = '_consolidation';

@@ -2,27 +2,10 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { DuckDbWarehouse } from '../../shared/local/duckdb-warehouse';
 import { duckdbCreateTable, loadSchema } from '../../shared/schema';
-
-const ROOT = resolve(__dirname, '..', '..');
-const CLI = join(ROOT, 'shared', 'cli', 'consolidate.ts');
-
-/** Runs the CLI as a user would (a separate process), with a clean environment. */
-function consolidate(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, ['--require', 'tsx/cjs', CLI, ...args], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
-    child.on('close', (code) => done({ code: code ?? -1, stdout, stderr }));
-  });
-}
+import { CLI, ROOT, consolidate } from '../support/cli';
 
 const SOURCE_DUMP = `SELECT 'u' AS t, COUNT(*) AS n, SUM(hash(operation_id, status, source_timestamp)) AS h FROM main.ussd_operations
   UNION ALL SELECT 'x', COUNT(*), SUM(hash(transaction_id, status, updated_at)) FROM main.transactiongu

@@ -1,3 +1,5 @@
+import type { QueryParam } from './ports';
+
 /**
  * What makes a source row impossible to consolidate, and the fixed vocabulary of reasons the
  * quarantine records. The SQL statements (shared/sql/statements.ts), the pipeline's parameters
@@ -40,6 +42,16 @@ export const BLANK_PATTERN = '^[\\t\\n\\x{0B}\\f\\r \\p{Z}\\x{200B}\\x{FEFF}]*$'
 
 /** The same class for JavaScript (replay bodies, the tests' oracle). */
 export const BLANK = /^[\t\n\v\f\r \p{Z}\u200B\uFEFF]*$/u;
+
+/** The parameters the SQL of these rules takes (statements, the audit's from-scratch read), for a window ending at `windowTo`. */
+export function rejectRuleParams(windowTo: string): Record<'valid_from' | 'valid_to' | 'blank_pattern' | 'max_id_length', QueryParam> {
+  return {
+    valid_from: { type: 'TIMESTAMP', value: VALID_FROM },
+    valid_to: { type: 'TIMESTAMP', value: validTo(windowTo) },
+    blank_pattern: { type: 'STRING', value: BLANK_PATTERN },
+    max_id_length: { type: 'INT64', value: MAX_ID_LENGTH },
+  };
+}
 
 /** A string's length as both engines count it: in code points. */
 export const codePoints = (s: string): number => [...s].length;

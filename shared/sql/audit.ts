@@ -1,4 +1,5 @@
 import { loadSchema } from '../schema';
+import { rejectRuleParams } from '../rejects';
 import type { QueryParams, SchemaField, Statement, TableRef } from '../ports';
 import type { SqlDialect } from './dialect';
 import { enrichedField } from './statements';
@@ -40,6 +41,8 @@ function rangeParams(days: AuditDays, asOf: string): QueryParams {
     day_from: { type: 'TIMESTAMP', value: `${days.from}T00:00:00Z` },
     day_to: { type: 'TIMESTAMP', value: `${dayAfter(days.to)}T00:00:00Z` },
     as_of: { type: 'TIMESTAMP', value: asOf },
+    // The quarantine's rules: a rejected row is not expected in consolidated_table.
+    ...rejectRuleParams(asOf),
   };
 }
 
@@ -52,8 +55,8 @@ const inRange = (d: SqlDialect, column: string) => `${column} >= ${d.param('day_
  */
 export function fromScratchVariables(d: SqlDialect, t: AuditSources): Record<string, string> {
   return {
-    ids_table: `(SELECT DISTINCT operation_id FROM ${d.table(t.ussd)} WHERE ${inRange(d, 'created_at')} AND operation_id IS NOT NULL)`,
-    params_table: `(SELECT ${d.param('as_of', 'TIMESTAMP')} AS window_to)`,
+    ids_table: `(SELECT DISTINCT operation_id FROM ${d.table(t.ussd)} WHERE ${inRange(d, 'created_at')} AND operation_id IS NOT NULL AND NOT REGEXP_CONTAINS(operation_id, ${d.param('blank_pattern', 'STRING')}) AND LENGTH(operation_id) <= ${d.param('max_id_length', 'INT64')})`,
+    params_table: `(SELECT ${d.param('as_of', 'TIMESTAMP')} AS window_to, ${d.param('valid_from', 'TIMESTAMP')} AS valid_from, ${d.param('valid_to', 'TIMESTAMP')} AS valid_to, ${d.param('blank_pattern', 'STRING')} AS blank_pattern)`,
     ussd_table: `(SELECT * FROM ${d.table(t.ussd)} WHERE ${inRange(d, 'created_at')})`,
     transactions_table: d.table(t.transactions),
     services_table: d.table(t.services),

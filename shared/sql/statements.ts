@@ -1,4 +1,4 @@
-import { BLANK_PATTERN, MAX_ID_LENGTH, VALID_FROM, validTo } from '../rejects';
+import { BLANK_PATTERN, VALID_FROM, rejectRuleParams, validTo } from '../rejects';
 import { loadSchema } from '../schema';
 import type { QueryParams, Statement, TableRef } from '../ports';
 import type { SqlDialect } from './dialect';
@@ -11,16 +11,6 @@ import type { SqlDialect } from './dialect';
 export interface SourceTables {
   ussd: TableRef;
   transactions: TableRef;
-}
-
-/** The parameters of every rule of shared/rejects.ts, for a window ending at `windowTo`. */
-function ruleParams(windowTo: string): QueryParams {
-  return {
-    valid_from: { type: 'TIMESTAMP', value: VALID_FROM },
-    valid_to: { type: 'TIMESTAMP', value: validTo(windowTo) },
-    blank_pattern: { type: 'STRING', value: BLANK_PATTERN },
-    max_id_length: { type: 'INT64', value: MAX_ID_LENGTH },
-  };
 }
 
 /** A USSD row that can be consolidated (as of `to`): the negation of every USSD reject rule. */
@@ -54,7 +44,7 @@ FROM (
     AND ${consolidableUssd(d, 'u', to)}
 ) AS changed
 ORDER BY operation_id`,
-    params: { window_from: { type: 'TIMESTAMP', value: window.from }, window_to: { type: 'TIMESTAMP', value: window.to }, ...ruleParams(window.to) },
+    params: { window_from: { type: 'TIMESTAMP', value: window.from }, window_to: { type: 'TIMESTAMP', value: window.to }, ...rejectRuleParams(window.to) },
   };
 }
 
@@ -135,7 +125,7 @@ VALUES (${QUARANTINE_COLUMNS.map((c) => `S.${c}`).join(', ')}, ${d.param('batch_
     params: {
       window_from: { type: 'TIMESTAMP', value: window.from },
       window_to: { type: 'TIMESTAMP', value: window.to },
-      ...ruleParams(window.to),
+      ...rejectRuleParams(window.to),
       batch_id: { type: 'STRING', value: batch.batchId },
       seen_at: { type: 'TIMESTAMP', value: batch.seenAt },
     },

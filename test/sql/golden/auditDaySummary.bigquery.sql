@@ -1,43 +1,87 @@
 WITH expected AS (
-  SELECT CAST(operation_id AS STRING) AS operation_id, CAST(msisdn AS STRING) AS msisdn, CAST(service_code AS STRING) AS service_code, CAST(operation_type AS STRING) AS operation_type, CAST(amount AS NUMERIC) AS amount, CAST(currency AS STRING) AS currency, CAST(ussd_status AS STRING) AS ussd_status, CAST(created_at AS TIMESTAMP) AS created_at, CAST(source_timestamp AS TIMESTAMP) AS source_timestamp, CAST(transaction_id AS STRING) AS transaction_id, CAST(transaction_status AS STRING) AS transaction_status, CAST(transaction_amount AS NUMERIC) AS transaction_amount, CAST(fees AS NUMERIC) AS fees, CAST(commission AS NUMERIC) AS commission, CAST(service_name AS STRING) AS service_name, CAST(service_category AS STRING) AS service_category, CAST(agent_name AS STRING) AS agent_name, CAST(agent_region AS STRING) AS agent_region, CAST(reconciliation_status AS STRING) AS reconciliation_status, CAST(version_ts AS TIMESTAMP) AS version_ts, FARM_FINGERPRINT(TO_JSON_STRING(STRUCT(CAST(operation_id AS STRING), CAST(msisdn AS STRING), CAST(service_code AS STRING), CAST(operation_type AS STRING), CAST(amount AS NUMERIC), CAST(currency AS STRING), CAST(ussd_status AS STRING), CAST(created_at AS TIMESTAMP), CAST(source_timestamp AS TIMESTAMP), CAST(transaction_id AS STRING), CAST(transaction_status AS STRING), CAST(transaction_amount AS NUMERIC), CAST(fees AS NUMERIC), CAST(commission AS NUMERIC), CAST(service_name AS STRING), CAST(service_category AS STRING), CAST(agent_name AS STRING), CAST(agent_region AS STRING), CAST(reconciliation_status AS STRING), CAST(version_ts AS TIMESTAMP)))) AS row_hash
+  SELECT CAST(operation_id AS STRING) AS operation_id, CAST(msisdn AS STRING) AS msisdn, CAST(service_code AS STRING) AS service_code, CAST(operation_type AS STRING) AS operation_type, CAST(amount AS NUMERIC) AS amount, CAST(currency AS STRING) AS currency, CAST(ussd_status AS STRING) AS ussd_status, CAST(created_at AS TIMESTAMP) AS created_at, CAST(source_timestamp AS TIMESTAMP) AS source_timestamp, CAST(transaction_id AS STRING) AS transaction_id, CAST(transaction_status AS STRING) AS transaction_status, CAST(transaction_amount AS NUMERIC) AS transaction_amount, CAST(fees AS NUMERIC) AS fees, CAST(commission AS NUMERIC) AS commission, CAST(service_name AS STRING) AS service_name, CAST(service_category AS STRING) AS service_category, CAST(agent_name AS STRING) AS agent_name, CAST(agent_region AS STRING) AS agent_region, CAST(reconciliation_status AS STRING) AS reconciliation_status, CAST(version_ts AS TIMESTAMP) AS version_ts, CAST(transaction_ref AS STRING) AS transaction_ref, CAST(agent_code AS STRING) AS agent_code, CAST(service_id AS STRING) AS service_id, FARM_FINGERPRINT(TO_JSON_STRING(STRUCT(CAST(operation_id AS STRING), CAST(msisdn AS STRING), CAST(service_code AS STRING), CAST(operation_type AS STRING), CAST(amount AS NUMERIC), CAST(currency AS STRING), CAST(ussd_status AS STRING), CAST(created_at AS TIMESTAMP), CAST(source_timestamp AS TIMESTAMP), CAST(transaction_id AS STRING), CAST(transaction_status AS STRING), CAST(transaction_amount AS NUMERIC), CAST(fees AS NUMERIC), CAST(commission AS NUMERIC), CAST(service_name AS STRING), CAST(service_category AS STRING), CAST(agent_name AS STRING), CAST(agent_region AS STRING), CAST(reconciliation_status AS STRING), CAST(version_ts AS TIMESTAMP), CAST(transaction_ref AS STRING), CAST(agent_code AS STRING), CAST(service_id AS STRING)))) AS row_hash
   FROM (
-    SELECT operation_id, msisdn, service_code, operation_type, amount, currency, ussd_status, TIMESTAMP_MICROS(created_at_us) AS created_at, TIMESTAMP_MICROS(source_timestamp_us) AS source_timestamp, transaction_id, transaction_status, transaction_amount, fees, commission, service_name, service_category, agent_name, agent_region, reconciliation_status, TIMESTAMP_MICROS(version_ts_us) AS version_ts
+    SELECT operation_id, msisdn, service_code, operation_type, amount, currency, ussd_status, TIMESTAMP_MICROS(created_at_us) AS created_at, TIMESTAMP_MICROS(source_timestamp_us) AS source_timestamp, transaction_id, transaction_status, transaction_amount, fees, commission, service_name, service_category, agent_name, agent_region, reconciliation_status, TIMESTAMP_MICROS(version_ts_us) AS version_ts, transaction_ref, agent_code, service_id
     FROM (
 WITH `step_0` AS (
 WITH batch AS (
-  SELECT window_to FROM (SELECT @as_of AS window_to)
+  SELECT window_to, valid_from, valid_to, blank_pattern FROM (SELECT @as_of AS window_to, @valid_from AS valid_from, @valid_to AS valid_to, @blank_pattern AS blank_pattern)
 ),
 changed AS (
-  SELECT DISTINCT operation_id FROM (SELECT DISTINCT operation_id FROM `my-project.source_dataset.ussd_operations` WHERE created_at >= @day_from AND created_at < @day_to AND operation_id IS NOT NULL)
+  SELECT DISTINCT operation_id FROM (SELECT DISTINCT operation_id FROM `my-project.source_dataset.ussd_operations` WHERE created_at >= @day_from AND created_at < @day_to AND operation_id IS NOT NULL AND NOT REGEXP_CONTAINS(operation_id, @blank_pattern) AND LENGTH(operation_id) <= @max_id_length)
 ),
-operations AS (
+versions AS (
+  -- The operation's rows that can be consolidated as of the window's end (the others
+  -- are quarantined by publishOps: README "Quarantine").
   SELECT u.*
   FROM (SELECT * FROM `my-project.source_dataset.ussd_operations` WHERE created_at >= @day_from AND created_at < @day_to) AS u
   JOIN changed AS c ON u.operation_id = c.operation_id
   CROSS JOIN batch AS b
-  WHERE u.source_timestamp IS NOT NULL AND u.source_timestamp <= b.window_to
-  QUALIFY ROW_NUMBER() OVER (PARTITION BY u.operation_id ORDER BY u.source_timestamp DESC) = 1
+  WHERE u.source_timestamp >= b.valid_from AND u.source_timestamp <= b.window_to
+    AND u.created_at >= b.valid_from AND u.created_at <= b.valid_to
+),
+operations AS (
+  -- The latest version; a tie in source_timestamp goes to the status furthest along,
+  -- then to the greatest values (README "Tie rules"). created_at is the earliest of
+  -- the versions', so the row's partition does not move with its updates.
+  SELECT v.*,
+    MIN(v.created_at) OVER (PARTITION BY v.operation_id) AS first_created_at,
+    MAX(v.created_at) OVER (PARTITION BY v.operation_id) AS last_created_at
+  FROM versions AS v
+  WHERE v.operation_id IS NOT NULL
+  QUALIFY ROW_NUMBER() OVER (
+    PARTITION BY v.operation_id
+    ORDER BY v.source_timestamp DESC,
+      CASE v.status WHEN 'SUCCESS' THEN 4 WHEN 'FAILED' THEN 3 WHEN 'TIMEOUT' THEN 2 WHEN 'INITIATED' THEN 1 ELSE 0 END DESC,
+      v.amount DESC NULLS LAST, v.currency DESC NULLS LAST, v.transaction_ref DESC NULLS LAST,
+      v.agent_code DESC NULLS LAST, v.msisdn DESC NULLS LAST, v.service_code DESC NULLS LAST,
+      v.operation_type DESC NULLS LAST, v.session_id DESC NULLS LAST, v.created_at DESC NULLS LAST
+  ) = 1
 ),
 transactions AS (
+  -- Same rule for a transaction's rows tied in updated_at; rows without a sane
+  -- updated_at or with a blank transaction_id are quarantined.
   SELECT t.*
   FROM `my-project.source_dataset.transactiongu` AS t
   CROSS JOIN batch AS b
-  WHERE t.updated_at IS NOT NULL AND t.updated_at <= b.window_to
+  WHERE t.updated_at >= b.valid_from AND t.updated_at <= b.window_to
+    AND NOT REGEXP_CONTAINS(t.transaction_id, b.blank_pattern)
     AND t.transaction_id IN (SELECT transaction_ref FROM operations WHERE transaction_ref IS NOT NULL)
-  QUALIFY ROW_NUMBER() OVER (PARTITION BY t.transaction_id ORDER BY t.updated_at DESC) = 1
+  QUALIFY ROW_NUMBER() OVER (
+    PARTITION BY t.transaction_id
+    ORDER BY t.updated_at DESC,
+      CASE t.status WHEN 'REVERSED' THEN 4 WHEN 'SUCCESSFUL' THEN 3 WHEN 'FAILED' THEN 2 WHEN 'PENDING' THEN 1 ELSE 0 END DESC,
+      t.amount DESC NULLS LAST, t.fees DESC NULLS LAST, t.commission DESC NULLS LAST,
+      t.service_id DESC NULLS LAST, t.partner_ref DESC NULLS LAST
+  ) = 1
+),
+services AS (
+  -- One row per key even when the reference table repeats a key (publishOps warns).
+  SELECT s.*
+  FROM `my-project.reference_dataset.services` AS s
+  WHERE s.service_id IS NOT NULL
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY s.service_id ORDER BY s.service_name DESC NULLS LAST, s.category DESC NULLS LAST) = 1
+),
+agents AS (
+  SELECT a.*
+  FROM `my-project.reference_dataset.agents` AS a
+  WHERE a.agent_code IS NOT NULL
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY a.agent_code ORDER BY a.agent_name DESC NULLS LAST, a.region DESC NULLS LAST) = 1
 )
 SELECT
   o.operation_id, o.msisdn, o.service_code, o.operation_type, o.amount, o.currency,
   o.status AS ussd_status,
-  UNIX_MICROS(o.created_at) AS created_at_us, UNIX_MICROS(o.source_timestamp) AS source_timestamp_us,
+  UNIX_MICROS(o.first_created_at) AS created_at_us, UNIX_MICROS(o.source_timestamp) AS source_timestamp_us,
   t.transaction_id, t.status AS transaction_status, t.amount AS transaction_amount,
   t.fees, t.commission, UNIX_MICROS(t.updated_at) AS transaction_updated_at_us,
   s.service_name, s.category AS service_category,
-  a.agent_name, a.region AS agent_region
+  a.agent_name, a.region AS agent_region,
+  o.transaction_ref, o.agent_code, t.service_id,
+  UNIX_MICROS(o.last_created_at) AS created_at_last_us
 FROM operations AS o
 LEFT JOIN transactions AS t ON o.transaction_ref = t.transaction_id
-LEFT JOIN `my-project.reference_dataset.services` AS s ON t.service_id = s.service_id
-LEFT JOIN `my-project.reference_dataset.agents` AS a ON o.agent_code = a.agent_code
+LEFT JOIN services AS s ON t.service_id = s.service_id
+LEFT JOIN agents AS a ON o.agent_code = a.agent_code
 ),
 `step_1` AS (
 SELECT
@@ -62,7 +106,7 @@ SELECT * FROM `step_1`
   WHERE created_at >= @day_from AND created_at < @day_to
 ),
 actual AS (
-  SELECT CAST(operation_id AS STRING) AS operation_id, CAST(msisdn AS STRING) AS msisdn, CAST(service_code AS STRING) AS service_code, CAST(operation_type AS STRING) AS operation_type, CAST(amount AS NUMERIC) AS amount, CAST(currency AS STRING) AS currency, CAST(ussd_status AS STRING) AS ussd_status, CAST(created_at AS TIMESTAMP) AS created_at, CAST(source_timestamp AS TIMESTAMP) AS source_timestamp, CAST(transaction_id AS STRING) AS transaction_id, CAST(transaction_status AS STRING) AS transaction_status, CAST(transaction_amount AS NUMERIC) AS transaction_amount, CAST(fees AS NUMERIC) AS fees, CAST(commission AS NUMERIC) AS commission, CAST(service_name AS STRING) AS service_name, CAST(service_category AS STRING) AS service_category, CAST(agent_name AS STRING) AS agent_name, CAST(agent_region AS STRING) AS agent_region, CAST(reconciliation_status AS STRING) AS reconciliation_status, CAST(version_ts AS TIMESTAMP) AS version_ts, FARM_FINGERPRINT(TO_JSON_STRING(STRUCT(CAST(operation_id AS STRING), CAST(msisdn AS STRING), CAST(service_code AS STRING), CAST(operation_type AS STRING), CAST(amount AS NUMERIC), CAST(currency AS STRING), CAST(ussd_status AS STRING), CAST(created_at AS TIMESTAMP), CAST(source_timestamp AS TIMESTAMP), CAST(transaction_id AS STRING), CAST(transaction_status AS STRING), CAST(transaction_amount AS NUMERIC), CAST(fees AS NUMERIC), CAST(commission AS NUMERIC), CAST(service_name AS STRING), CAST(service_category AS STRING), CAST(agent_name AS STRING), CAST(agent_region AS STRING), CAST(reconciliation_status AS STRING), CAST(version_ts AS TIMESTAMP)))) AS row_hash
+  SELECT CAST(operation_id AS STRING) AS operation_id, CAST(msisdn AS STRING) AS msisdn, CAST(service_code AS STRING) AS service_code, CAST(operation_type AS STRING) AS operation_type, CAST(amount AS NUMERIC) AS amount, CAST(currency AS STRING) AS currency, CAST(ussd_status AS STRING) AS ussd_status, CAST(created_at AS TIMESTAMP) AS created_at, CAST(source_timestamp AS TIMESTAMP) AS source_timestamp, CAST(transaction_id AS STRING) AS transaction_id, CAST(transaction_status AS STRING) AS transaction_status, CAST(transaction_amount AS NUMERIC) AS transaction_amount, CAST(fees AS NUMERIC) AS fees, CAST(commission AS NUMERIC) AS commission, CAST(service_name AS STRING) AS service_name, CAST(service_category AS STRING) AS service_category, CAST(agent_name AS STRING) AS agent_name, CAST(agent_region AS STRING) AS agent_region, CAST(reconciliation_status AS STRING) AS reconciliation_status, CAST(version_ts AS TIMESTAMP) AS version_ts, CAST(transaction_ref AS STRING) AS transaction_ref, CAST(agent_code AS STRING) AS agent_code, CAST(service_id AS STRING) AS service_id, FARM_FINGERPRINT(TO_JSON_STRING(STRUCT(CAST(operation_id AS STRING), CAST(msisdn AS STRING), CAST(service_code AS STRING), CAST(operation_type AS STRING), CAST(amount AS NUMERIC), CAST(currency AS STRING), CAST(ussd_status AS STRING), CAST(created_at AS TIMESTAMP), CAST(source_timestamp AS TIMESTAMP), CAST(transaction_id AS STRING), CAST(transaction_status AS STRING), CAST(transaction_amount AS NUMERIC), CAST(fees AS NUMERIC), CAST(commission AS NUMERIC), CAST(service_name AS STRING), CAST(service_category AS STRING), CAST(agent_name AS STRING), CAST(agent_region AS STRING), CAST(reconciliation_status AS STRING), CAST(version_ts AS TIMESTAMP), CAST(transaction_ref AS STRING), CAST(agent_code AS STRING), CAST(service_id AS STRING)))) AS row_hash
   FROM `my-project.consolidated_dataset.consolidated_table`
   WHERE created_at >= @day_from AND created_at < @day_to
 ),

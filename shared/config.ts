@@ -44,6 +44,7 @@ export const VARIABLES = {
   INITIAL_WATERMARK: { schema: timestamp, default: '1970-01-01T00:00:00Z', description: 'Watermark used when the watermark object does not exist yet.' },
   LOOKBACK: { schema: duration, default: '15m', description: 'Margin re-read before the watermark to catch late rows.' },
   SAFETY_LAG: { schema: duration, default: '2m', description: 'The window ends this long before now, so rows still being written are left for the next run.' },
+  OPERATION_MAX_AGE: { schema: duration, default: '30d', description: 'How long after its creation an operation or its transaction can still change. Every cycle reads the source rows of the last OPERATION_MAX_AGE before its window, no older; a change to an older operation is counted and reported, not consolidated (the audit finds it).' },
   MAX_WINDOW: { schema: duration, default: '0s', description: 'Longest window one batch covers when catching up (0s: no limit).' },
   LEASE_OBJECT: { schema: objectName, default: 'lease.json', description: 'Create-only object that publishOps holds while it extracts, so two runs never extract at once.' },
   LEASE_DURATION: { schema: duration, default: '10m', description: 'How long a publishOps lease lasts if its holder dies without releasing it (keep it above the function timeout).' },
@@ -87,6 +88,7 @@ export interface Config {
   lookbackMs: number;
   safetyLagMs: number;
   maxWindowMs: number;
+  operationMaxAgeMs: number;
   leaseObject: string;
   leaseMs: number;
   stuckAfterMs: number;
@@ -131,6 +133,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     }
   }
   if (values.LEASE_OBJECT && values.LEASE_OBJECT === values.WATERMARK_OBJECT) problems.push({ variable: 'LEASE_OBJECT', problem: 'must differ from WATERMARK_OBJECT' });
+  const maxAge = typeof values.OPERATION_MAX_AGE === 'string' ? parseDuration(values.OPERATION_MAX_AGE) : undefined;
+  if (maxAge !== undefined && maxAge < 3_600_000) problems.push({ variable: 'OPERATION_MAX_AGE', problem: `(${JSON.stringify(values.OPERATION_MAX_AGE)}) must be at least 1h` });
   for (const name of ['LEASE_DURATION', 'STUCK_AFTER'] as const) {
     const ms = typeof values[name] === 'string' ? parseDuration(values[name] as string) : undefined;
     if (ms !== undefined && ms < 60_000) problems.push({ variable: name, problem: `(${JSON.stringify(values[name])}) must be at least 1m` });
@@ -164,6 +168,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     lookbackMs: parseDuration(v.LOOKBACK)!,
     safetyLagMs: parseDuration(v.SAFETY_LAG)!,
     maxWindowMs: parseDuration(v.MAX_WINDOW)!,
+    operationMaxAgeMs: parseDuration(v.OPERATION_MAX_AGE)!,
     leaseObject: v.LEASE_OBJECT,
     leaseMs: parseDuration(v.LEASE_DURATION)!,
     stuckAfterMs: parseDuration(v.STUCK_AFTER)!,

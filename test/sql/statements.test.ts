@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Statement } from '../../shared/ports';
-import { bigqueryDialect } from '../../shared/sql/dialect';
 import * as statements from '../../shared/sql/statements';
+import { RENDERINGS } from './renderings';
 
 /**
  * Golden tests of the BigQuery rendering of every statement in shared/sql/statements.ts: each is
@@ -16,27 +16,6 @@ import * as statements from '../../shared/sql/statements';
 
 const GOLDEN_DIR = join(__dirname, 'golden');
 const UPDATE = process.env.UPDATE_GOLDEN === '1';
-
-const d = bigqueryDialect('my-project');
-const source = {
-  ussd: { dataset: 'source_dataset', table: 'ussd_operations' },
-  transactions: { dataset: 'source_dataset', table: 'transactiongu' },
-};
-const staging = (table: string) => ({ dataset: 'consolidation_staging', table });
-const consolidated = { dataset: 'consolidated_dataset', table: 'consolidated_table' };
-const BATCH_ID = '20260115T102000Z-1a2b3c';
-const window = { from: '2026-01-15T09:45:00.000Z', to: '2026-01-15T10:20:00.000Z' };
-
-/** One rendering per exported statement; the test fails if a statement has none. */
-const RENDERINGS: Record<string, () => Statement> = {
-  changedOperationIds: () => statements.changedOperationIds(d, source, window),
-  rejectedRowCounts: () => statements.rejectedRowCounts(d, source, window),
-  createBatchParams: () => statements.createBatchParams(d, staging('params_20260115t102000z_1a2b3c'), { batchId: BATCH_ID, windowTo: window.to }),
-  enrichedProfile: () => statements.enrichedProfile(d, staging('enriched_20260115t102000z_1a2b3c')),
-  mergeEnriched: () =>
-    statements.mergeEnriched(d, { target: consolidated, enriched: staging('enriched_20260115t102000z_1a2b3c') }, { batchId: BATCH_ID, consolidatedAt: '2026-01-15T10:31:07.000Z', days: ['2026-01-14', '2026-01-15'], force: false }),
-  consolidatedStatusCounts: () => statements.consolidatedStatusCounts(d, consolidated),
-};
 
 function paramValues(statement: Statement): string[] {
   return Object.values(statement.params).flatMap((p) => (Array.isArray(p.value) ? p.value : [p.value])).filter((v): v is string => typeof v === 'string');

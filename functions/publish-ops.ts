@@ -92,13 +92,18 @@ export async function publishChangedOperations(deps: ChainDependencies): Promise
   const beyondMaxAge: BeyondMaxAge = { oldOperationRows: Number(beyondRow.old_operation_rows ?? 0), unmatchedTransactions: Number(beyondRow.unmatched_transactions ?? 0) };
 
   deps.logger.info('Extracting changed operations', { window, readAfter: bounds.readAfter });
-  const batch = await extractBatch(deps, { source: { query: changedOperationIds(dialect, tables, bounds) }, window, asOf: to, rejected, readAfter: bounds.readAfter, beyondMaxAge }, deps.logger);
+  const anyBeyond = beyondMaxAge.oldOperationRows + beyondMaxAge.unmatchedTransactions > 0;
+  const batch = await extractBatch(
+    deps,
+    { source: { query: changedOperationIds(dialect, tables, bounds) }, window, asOf: to, rejected, readAfter: bounds.readAfter, ...(anyBeyond ? { beyondMaxAge } : {}) },
+    deps.logger,
+  );
   // Logged once the batch has its ID, so the warning names the batch whose manifest records them.
   const batchField = batch.batchId ? { batchId: batch.batchId } : {};
   if (rejected.missingOperationId + rejected.missingSourceTimestamp > 0) {
     deps.logger.warn('Source rows that cannot be consolidated (no operation_id or no source_timestamp)', { ...rejected, window, ...batchField });
   }
-  if (beyondMaxAge.oldOperationRows + beyondMaxAge.unmatchedTransactions > 0) {
+  if (anyBeyond) {
     deps.logger.warn(
       `Changes older than OPERATION_MAX_AGE (${formatDuration(config.operationMaxAgeMs)}) are not consolidated by the cycle: USSD rows of operations created at or before ${bounds.readAfter}, and transactions no younger operation refers to. The audit finds those operations; a replay of their IDs with createdAfter consolidates them.`,
       { ...beyondMaxAge, window, readAfter: bounds.readAfter, ...batchField },

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import type { CloudEvent } from '@google-cloud/functions-framework';
-import { makeMergeOnComplete } from '../../functions/merge-on-complete';
+import { makeMergeOnComplete, creationRange } from '../../functions/merge-on-complete';
 import { jobNameFor, paths, type BatchStatus } from '../../shared/batch';
 import { ChainError } from '../../shared/errors';
 import { TEST_BATCH_ID, jobStatusEvent, makeFakes, seedBatch, stateOf, type Fakes, type JobPayload } from '../support/fakes';
 
 const SLUG = '20260115t102000z_abc123';
 const MERGE_JOB_ID = `consolidation_merge_${SLUG}_a1`;
-const BATCH_TABLES = ['ids', 'params', 'enriched'].map((t) => ({ dataset: 'consolidation_staging', table: `${t}_${SLUG}` }));
+const BATCH_TABLES = ['ids', 'enriched'].map((t) => ({ dataset: 'consolidation_staging', table: `${t}_${SLUG}` }));
 
 function ourJob(state: string, attempt = 1, overrides: Partial<JobPayload> = {}): JobPayload {
   return {
@@ -63,10 +63,12 @@ describe('mergeOnComplete', () => {
     assert.deepEqual(merge.params, {
       batch_id: { type: 'STRING', value: TEST_BATCH_ID },
       consolidated_at: { type: 'TIMESTAMP', value: '2026-01-15T10:41:00.000Z' },
-      days: { type: 'DATE_ARRAY', value: ['2026-01-14', '2026-01-15'] },
+      created_from: { type: 'TIMESTAMP', value: '2026-01-14T00:00:00.000Z' },
+      created_to: { type: 'TIMESTAMP', value: '2026-01-16T00:00:00.000Z' },
       force: { type: 'BOOL', value: false },
     });
     assert.ok(!merge.sql.includes(TEST_BATCH_ID) && !merge.sql.includes('2026-01-14'), 'no value spliced into the SQL');
+    assert.match(merge.sql, /T\.created_at >= CAST\(\$created_from AS TIMESTAMPTZ\) AND T\.created_at < CAST\(\$created_to AS TIMESTAMPTZ\)/, 'a plain range on the partitioning column');
 
     const state = stateOf(f.store);
     assert.equal(state?.status, 'MERGED');
@@ -368,9 +370,19 @@ describe('mergeOnComplete', () => {
       f.warehouse.failNext('drop', new Error('permission denied'));
       await deliver(f, jobStatusEvent(ourJob('JOB_STATE_DONE')));
       assert.equal(stateOf(f.store)?.status, 'MERGED');
-      assert.equal(f.warehouse.drops.length, 2);
+      assert.equal(f.warehouse.drops.length, 1, "the other of the two tables");
       assert.equal(f.logger.at('WARNING').length, 1);
       assert.match(f.logger.at('WARNING')[0].message, /expires on its own/);
     });
   });
+});
+
+describe('creationRange: the MERGE\'s target filter from the batch\'s creation days', () => {
+  const cases: [string[], { from: string; to: string }][] = [
+    [['2026-01-15'], { from: '2026-01-15T00:00:00.000Z', to: '2026-01-16T00:00:00.000Z' }],
+    [['2025-12-31', '2026-01-15'], { from: '2025-12-31T00:00:00.000Z', to: '2026-01-16T00:00:00.000Z' }],
+    [['2024-02-28', '2024-02-29'], { from: '2024-02-28T00:00:00.000Z', to: '2024-03-01T00:00:00.000Z' }],
+    [[], { from: '1970-01-01T00:00:00.000Z', to: '1970-01-01T00:00:00.000Z' }],
+  ];
+  for (const [days, range] of cases) it(`${days.join(', ') || 'no day'} -> [${range.from}, ${range.to})`, () => assert.deepEqual(creationRange(days), range));
 });

@@ -3,6 +3,7 @@ import type { BeyondMaxAge, RejectedRows } from '../shared/batch';
 import { readBounds } from '../shared/bounds';
 import { formatDuration } from '../shared/duration';
 import { BadRequestError, ChainError, ConflictError, errorMessage } from '../shared/errors';
+import { checkSourceLayout } from '../shared/layout';
 import { acquireLease, leaseOptionsOf, releaseLease } from '../shared/lease';
 import { beyondMaxAgeCounts, changedOperationIds, rejectedRowCounts } from '../shared/sql/statements';
 import { dialectOf } from '../shared/sql/render';
@@ -25,11 +26,15 @@ export type PublishResponse = (PublishResult | ReplayResult) & { reconciled: Rec
  * scheduled run, advances the watermark.
  */
 export function makePublishOps(deps: ChainDependencies): (req: Request, res: Response) => Promise<void> {
+  // Once per instance, at its first run: a source table that cannot be pruned is named in one WARNING.
+  let layoutChecked: Promise<unknown> | undefined;
   return async (req, res) => {
     if (req.method !== 'POST') {
       res.set('Allow', 'POST').status(405).json({ error: `Method ${req.method} not allowed: publishOps takes POST` });
       return;
     }
+    layoutChecked ??= checkSourceLayout(deps);
+    await layoutChecked;
     try {
       const request = parsePublishRequest(req.body, deps.config.replayMaxIds);
       if (request.kind !== 'scheduled') checkReplay(request, await readWatermark(deps));

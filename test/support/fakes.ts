@@ -26,6 +26,7 @@ import type {
   Severity,
   Statement,
   StoredObject,
+  TableLayout,
   TableRef,
   Warehouse,
 } from '../../shared/ports';
@@ -397,6 +398,18 @@ export class FakeWarehouse implements Warehouse {
 
   async ensureTable(table: TableRef): Promise<void> {
     this.ensured.push({ ...table });
+  }
+
+  /** What tableLayout answers per table name (dataset.table); null: an engine without partitioning. */
+  layouts = new Map<string, TableLayout | Error>();
+  readonly layoutReads: TableRef[] = [];
+
+  async tableLayout(table: TableRef): Promise<TableLayout | null> {
+    await tick();
+    this.layoutReads.push({ ...table });
+    const layout = this.layouts.get(this.plainName(table));
+    if (layout instanceof Error) throw layout;
+    return layout ?? null;
   }
 
   async dropTable(table: TableRef): Promise<void> {

@@ -11,6 +11,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { historySpanMs, mixFor } from './generate';
 import type { Knobs, PrepareRequest, PrepareResult } from './worker';
+import { CHART, escape } from './report';
 import type { BenchOptions, SizeResult } from './run';
 
 export const DEFAULT_HISTORY_SIZES = [1_000_000, 10_000_000];
@@ -162,13 +163,9 @@ export function renderHistoryMarkdown(report: HistoryReport): string {
   return lines.join('\n');
 }
 
-const escape = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-
 /** Cycle time against history size: before (issue 10's measurement) and after, chain and bare engine. */
 export function renderHistorySvg(report: HistoryReport): string {
-  const width = 720;
-  const height = 420;
-  const margin = { left: 70, right: 40, top: 56, bottom: 60 };
+  const { width, height, margin } = CHART;
   const plotW = width - margin.left - margin.right;
   const plotH = height - margin.top - margin.bottom - 24;
   const sizes = [...new Set([...report.results.map((r) => r.history), ...BEFORE.map((b) => b.history)])];

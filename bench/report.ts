@@ -158,13 +158,14 @@ export function renderMarkdown(report: BenchReport): string {
   return lines.join('\n');
 }
 
-const escape = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+export const escape = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/** The frame both charts are drawn in. */
+export const CHART = { width: 720, height: 420, margin: { left: 70, right: 40, top: 56, bottom: 60 } } as const;
 
 /** Time per size, chain and bare engine: log-scale sizes, linear seconds. */
 export function renderSvg(report: BenchReport): string {
-  const width = 720;
-  const height = 420;
-  const margin = { left: 70, right: 40, top: 56, bottom: 60 };
+  const { width, height, margin } = CHART;
   const plotW = width - margin.left - margin.right;
   const plotH = height - margin.top - margin.bottom;
   const sizes = report.sizes.map((r) => r.size);

@@ -1,13 +1,7 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
-import { readBounds } from '../../shared/bounds';
-import { loadConfig } from '../../shared/config';
-import { renderJinja } from '../../shared/local/pipeline-runner';
-import { pipelineFilePath } from '../../shared/local/stack';
-import { checkPipelineVariables, timestampLiteral } from '../../shared/pipeline/variables';
+import { checkPipelineVariables } from '../../shared/pipeline/variables';
 import { sourceScans, type LayoutRule } from '../support/source-bounds';
-import { d, RENDERINGS, source } from './renderings';
+import { bigquery as d, bigqueryNames, BOUNDS, CASES, pipelinePlan, pipelineVariables, TABLES } from './cases';
 
 /**
  * Issue 10: every BigQuery statement that reads a source table, and the pipeline's query, bounds
@@ -17,42 +11,28 @@ import { d, RENDERINGS, source } from './renderings';
  * created_at, so a table partitioned by created_at prunes too.
  */
 const LAYOUT: LayoutRule[] = [
-  { table: d.table(source.ussd), column: 'source_timestamp', nullPartition: true },
-  { table: d.table(source.transactions), column: 'updated_at' },
+  { table: d.table(TABLES.ussd.ref), column: 'source_timestamp', nullPartition: true },
+  { table: d.table(TABLES.transactions.ref), column: 'updated_at' },
 ];
-const CREATED: LayoutRule[] = [{ table: d.table(source.ussd), column: 'created_at' }];
+const CREATED: LayoutRule[] = [{ table: d.table(TABLES.ussd.ref), column: 'created_at' }];
 
-/** The pipeline's query as Dataflow gets it: rendered with the variables launchDataflow builds for BigQuery. */
-function pipelineQuery(): string {
-  const config = loadConfig({});
-  const bounds = readBounds({ from: '2026-01-15T09:45:00.000Z', to: '2026-01-15T10:20:00.000Z' }, config);
-  const q = (table: string) => `\`my-project.${table}\``;
-  const variables = {
-    as_of: timestampLiteral(bounds.to),
-    read_after: timestampLiteral(bounds.readAfter),
-    ids_table: q('consolidation_staging.ids_x'),
-    ussd_table: d.table(source.ussd),
-    transactions_table: d.table(source.transactions),
-    services_table: q('source_dataset.services'),
-    agents_table: q('source_dataset.agents'),
-    output_table: 'my-project:consolidation_staging.enriched_x',
-  };
-  const file = pipelineFilePath();
+/** The pipeline's query as Dataflow gets it: rendered with the variables launchDataflow builds, BigQuery's names. */
+function pipelineQuery(bounds: { to: string; readAfter: string } = BOUNDS.window): string {
+  const variables = pipelineVariables(bigqueryNames, bounds);
   checkPipelineVariables(variables);
-  const document = parseYaml(renderJinja(readFileSync(file, 'utf8'), variables, file)) as { pipeline: { transforms: { type: string; config: { query?: string } }[] } };
-  const reads = document.pipeline.transforms.filter((t) => t.type === 'ReadFromBigQuery');
-  assert.equal(reads.length, 1);
-  return reads[0].config.query ?? '';
+  return pipelinePlan(variables).read.query;
 }
 
-const readers = Object.entries(RENDERINGS)
-  .map(([name, render]) => ({ name, sql: render().sql }))
-  .concat([{ name: 'the pipeline (ReadFromBigQuery query)', sql: pipelineQuery() }])
+const readers = CASES.map((c) => ({ name: `${c.statement} (${c.variant})`, sql: c.render(d).sql }))
+  .concat([
+    { name: 'the pipeline (ReadFromBigQuery query)', sql: pipelineQuery() },
+    { name: 'the pipeline, cut-off bounds', sql: pipelineQuery(BOUNDS.cutOff) },
+  ])
   .filter(({ sql }) => LAYOUT.some((rule) => sql.includes(rule.table)));
 
 describe('every read of a source table is bounded on its layout column (issue 10)', () => {
   it('finds the statements that read the sources: the change set, the two counts and the pipeline', () => {
-    assert.deepEqual(readers.map((r) => r.name).sort(), ['beyondMaxAgeCounts', 'changedOperationIds', 'rejectedRowCounts', 'the pipeline (ReadFromBigQuery query)']);
+    assert.deepEqual([...new Set(readers.map((r) => r.name.replace(/ \(.*$/, '').replace(/,.*$/, '')))].sort(), ['beyondMaxAgeCounts', 'changedOperationIds', 'rejectedRowCounts', 'the pipeline']);
   });
 
   for (const { name, sql } of readers) {
@@ -63,9 +43,8 @@ describe('every read of a source table is bounded on its layout column (issue 10
     });
   }
 
-  for (const name of ['changedOperationIds', 'rejectedRowCounts', 'the pipeline (ReadFromBigQuery query)']) {
+  for (const { name, sql } of readers.filter((r) => !r.name.startsWith('beyondMaxAgeCounts'))) {
     it(`${name}: every scan of ussd_operations is also bounded on created_at`, () => {
-      const sql = readers.find((r) => r.name === name)!.sql;
       assert.deepEqual(sourceScans(sql, CREATED).filter((s) => s.problem), []);
     });
   }
@@ -81,13 +60,13 @@ describe('every read of a source table is bounded on its layout column (issue 10
   });
 
   it('the MERGE restricts the target to a plain range on created_at (prunable in both engines)', () => {
-    const merge = RENDERINGS.mergeEnriched().sql;
+    const merge = CASES.find((c) => c.statement === 'mergeEnriched')!.render(d).sql;
     assert.match(merge, /ON T\.operation_id = S\.operation_id\s+AND T\.created_at >= @created_from AND T\.created_at < @created_to\n/);
     assert.doesNotMatch(merge, /CAST\(T\.created_at AS DATE\)/);
   });
 
   describe('the checker itself', () => {
-    const ussd = d.table(source.ussd);
+    const ussd = d.table(TABLES.ussd.ref);
     const cases: { sql: string; problem: RegExp | undefined }[] = [
       { sql: `SELECT 1 FROM ${ussd} WHERE source_timestamp > @a AND source_timestamp <= @b`, problem: undefined },
       { sql: `SELECT 1 FROM ${ussd} WHERE source_timestamp IS NULL AND created_at > @a`, problem: undefined },

@@ -35,7 +35,7 @@ export const VARIABLES = {
   AGENTS_TABLE: { schema: identifier, default: 'agents', description: 'Agents reference table.' },
   CONSOLIDATED_DATASET: { schema: identifier, default: 'consolidated_dataset', description: 'Dataset (DuckDB: schema) of the consolidated table.' },
   CONSOLIDATED_TABLE: { schema: identifier, default: 'consolidated_table', description: 'The consolidated table.' },
-  STAGING_DATASET: { schema: identifier, default: 'consolidation_staging', description: 'Dataset (DuckDB: schema) of the per-batch IDs, parameters and temp tables.' },
+  STAGING_DATASET: { schema: identifier, default: 'consolidation_staging', description: 'Dataset (DuckDB: schema) of the per-batch IDs and temp tables.' },
   IDS_TOPIC: { schema: topicName, default: 'ussd-operations-topic', description: 'Topic of the ID chunks and seals (publishOps -> collectIds).' },
   BATCHES_TOPIC: { schema: topicName, default: 'consolidation-batches', description: 'Topic announcing complete batches (collectIds -> launchDataflow).' },
   CHUNK_SIZE: { schema: positiveInt(100_000), default: '1000', description: 'Operation IDs per message on the IDs topic.' },

@@ -291,7 +291,7 @@ function machine(): BenchReport['machine'] {
 }
 
 /** results.md: the size sweep's tables and the history mode's, from whichever results the folder holds. */
-function writeMarkdown(out: string): void {
+export function writeMarkdown(out: string): void {
   const read = <T>(file: string): T | undefined => (existsSync(join(out, file)) ? (JSON.parse(readFileSync(join(out, file), 'utf8')) as T) : undefined);
   const sweep = read<BenchReport>('results.json');
   const history = read<HistoryReport>('history.json');

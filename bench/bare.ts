@@ -100,7 +100,7 @@ export async function bareConsolidate(connection: DuckDBConnection, request: Bar
   await run(connection, { sql: `CREATE OR REPLACE TABLE ${q(TABLES.enriched)} AS\n${await enrichmentSelect(connection, bounds)}`, params: {} });
   const enrichedAt = performance.now();
 
-  const days = (await connection.runAndReadAll(`SELECT DISTINCT CAST(CAST(created_at AS DATE) AS VARCHAR) AS day FROM ${q(TABLES.enriched)} WHERE created_at IS NOT NULL ORDER BY day`))
+  const days = (await connection.runAndReadAll(`SELECT DISTINCT CAST(CAST(${duckdbDialect.timestampFromMicros('created_at_us')} AS DATE) AS VARCHAR) AS day FROM ${q(TABLES.enriched)} WHERE created_at_us IS NOT NULL ORDER BY day`))
     .getRows()
     .map(([day]) => String(day));
   const created = creationRange(days);

@@ -132,6 +132,8 @@ export interface Warehouse {
    * which prunes row groups by their min/max instead, so rows appended in time order prune).
    */
   tableLayout(table: TableRef): Promise<TableLayout | null>;
+  /** Whether the table exists. */
+  tableExists(table: TableRef): Promise<boolean>;
   /** The table as the enrichment pipeline's SQL names it: `project.dataset.table` or "schema"."table". */
   qualify(table: TableRef): string;
   /** The table as a pipeline's write step names it, unquoted: project:dataset.table or schema.table. */
@@ -187,4 +189,20 @@ export interface JobLauncher {
   launch(request: LaunchRequest): Promise<LaunchedJob>;
   /** The job's current state, or undefined when the service knows no job of that ID. */
   jobState(jobId: string): Promise<JobState | undefined>;
+}
+
+/** What a replay of listed operations came to. */
+export interface ReplayOutcome {
+  ok: boolean;
+  /** The replay's batch, when one was sealed. */
+  batchId?: string;
+  /** True when the adapter followed the batch to its MERGE (the local stack); false when it was only sealed. */
+  merged: boolean;
+  detail: string;
+}
+
+/** Replays listed operations through publishOps' replay path (`{"ids": [...]}`): the audit's repair. */
+export interface Replayer {
+  /** Replays at most REPLAY_MAX_IDS operations. */
+  replayIds(ids: string[]): Promise<ReplayOutcome>;
 }

@@ -8,6 +8,7 @@ import { ConfigError, loadConfig } from '../config';
 import { parseDuration } from '../duration';
 import { errorMessage } from '../errors';
 import { FAULT_HELP, parseFaults } from '../local/faults';
+import { auditCommand } from './audit';
 import { readIdsFile, reconcileCommand, replayCommand, statusCommand } from './operations';
 import { runCommand, type RunOptions } from './run';
 
@@ -20,6 +21,8 @@ Usage:
   consolidate reconcile [--warehouse FILE.duckdb] [--state-dir DIR] [--now RFC3339] [--verbose]
   consolidate replay (--from RFC3339 --to RFC3339 | --ids-file FILE) [--warehouse FILE.duckdb]
                   [--state-dir DIR] [--now RFC3339] [--verbose]
+  consolidate audit [--from DAY --to DAY] [--repair] [--json] [--warehouse FILE.duckdb] [--state-dir DIR]
+                  [--now RFC3339] [--verbose]
   consolidate --help
 
 run                 Runs publishOps -> collectIds -> launchDataflow -> mergeOnComplete on this machine:
@@ -48,6 +51,9 @@ reconcile           Repairs every batch that stopped moving (what each run does 
                     and waits for the repairs to go through.
 replay              Re-processes the operations changed in (--from, --to], or listed in --ids-file (one ID
                     a line), as of the watermark, without moving it; same-version rows are rewritten.
+audit               Compares consolidated_table with a from-scratch consolidation of the sources per creation
+                    day (default: the AUDIT_DAYS days ending on the watermark's); --repair replays the
+                    operations that differ. Exit 1 when differences are left.
 
 Faults for --inject:
 __FAULTS__
@@ -83,6 +89,8 @@ async function main(argv: string[]): Promise<number> {
         to: { type: 'string' },
         'ids-file': { type: 'string' },
         limit: { type: 'string' },
+        repair: { type: 'boolean' },
+        json: { type: 'boolean' },
         verbose: { type: 'boolean', short: 'v' },
       },
     });
@@ -95,13 +103,14 @@ async function main(argv: string[]): Promise<number> {
     return values.help ? 0 : 2;
   }
   const [command, ...rest] = positionals;
-  if (!['run', 'status', 'reconcile', 'replay'].includes(command)) fail(`unknown command "${command}"\n\n${HELP}`);
+  if (!['run', 'status', 'reconcile', 'replay', 'audit'].includes(command)) fail(`unknown command "${command}"\n\n${HELP}`);
   if (rest.length > 0) fail(`unexpected argument(s): ${rest.join(' ')}`);
   const allowed: Record<string, string[]> = {
     run: ['once', 'watch', 'every', 'warehouse', 'state-dir', 'now', 'demo-rows', 'pubsub-emulator', 'inject', 'verbose'],
     status: ['state-dir', 'now', 'limit', 'verbose'],
     reconcile: ['warehouse', 'state-dir', 'now', 'pubsub-emulator', 'verbose'],
     replay: ['warehouse', 'state-dir', 'now', 'pubsub-emulator', 'from', 'to', 'ids-file', 'verbose'],
+    audit: ['warehouse', 'state-dir', 'now', 'pubsub-emulator', 'from', 'to', 'repair', 'json', 'verbose'],
   };
   const misplaced = Object.keys(values).filter((key) => key !== 'help' && !allowed[command].includes(key));
   if (misplaced.length > 0) fail(`${misplaced.map((k) => `--${k}`).join(', ')} do(es) not apply to \`${command}\``);
@@ -151,6 +160,7 @@ async function main(argv: string[]): Promise<number> {
     return statusCommand({ ...session, limit });
   }
   if (command === 'reconcile') return reconcileCommand(session);
+  if (command === 'audit') return auditCommand({ ...session, from: values.from, to: values.to, repair: values.repair === true, json: values.json === true });
   if (command === 'replay') {
     const byWindow = values.from !== undefined || values.to !== undefined;
     if (byWindow === (values['ids-file'] !== undefined)) fail('replay takes either --from and --to, or --ids-file');

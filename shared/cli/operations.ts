@@ -8,6 +8,7 @@ import { runCycle } from '../local/cycle';
 import { FolderObjectStore } from '../local/folder-store';
 import { StackClock, type LocalStack } from '../local/stack';
 import type { ObjectStore } from '../ports';
+import { lastAuditLine } from './audit';
 import { formatCycle } from './report';
 import { openSession, startStack, type SessionOptions } from './session';
 
@@ -53,6 +54,7 @@ export async function statusCommand(options: OperationOptions & { limit: number 
   if (!lease) out('Lease      free (never taken)');
   else if (leaseActive(lease, now)) out(`Lease      HELD by ${lease.holder} since ${lease.acquiredAt}, expires ${lease.expiresAt}`);
   else out(`Lease      free (last: ${lease.holder}, ${lease.releasedAt ? `released ${lease.releasedAt}` : `expired ${lease.expiresAt}`})`);
+  out(`Audit      ${(await lastAuditLine(store)) ?? 'never run (`consolidate audit`)'}`);
 
   const batches = new BatchStore(store);
   const ids = [...new Set((await store.list('batches/')).filter((p) => p.endsWith('/state.json')).map((p) => p.split('/')[1]))].sort().reverse();

@@ -114,7 +114,10 @@ async function prepareDemo(file: string, config: Config, options: RunOptions, lo
 
 /**
  * Runs cycles the way the scheduler would have, one per `everyMs` of simulated time, from the
- * watermark until the window reaches `target`. Without a watermark yet, one cycle covers everything.
+ * watermark until the window reaches `target`. Without a watermark yet, the first cycle runs at
+ * `target` and covers everything from INITIAL_WATERMARK, or MAX_WINDOW of it. Simulated time never
+ * goes back: while MAX_WINDOW cuts windows short, the next cycles run at the same time and read
+ * MAX_WINDOW at a time, as the deployed chain catches up.
  */
 async function catchUp(
   stack: LocalStack,
@@ -127,6 +130,7 @@ async function catchUp(
 ): Promise<void> {
   let stalled = 0;
   let previous: number | undefined;
+  let lastAt: number | undefined;
   for (let n = 1; ; n++) {
     const stored = await stack.store.read(config.watermarkObject);
     const watermark = stored ? new Date(stored.data.trim()) : undefined;
@@ -141,7 +145,8 @@ async function catchUp(
       out(`consolidate: the watermark has not moved in 5 runs; stopping.`);
       return;
     }
-    const at = watermark ? new Date(Math.min(target.getTime(), watermark.getTime() + config.safetyLagMs + everyMs)) : target;
+    const at = watermark ? new Date(Math.max(lastAt ?? -Infinity, Math.min(target.getTime(), watermark.getTime() + config.safetyLagMs + everyMs))) : target;
+    lastAt = at.getTime();
     const report = await cycle(n, at);
     // Without faults a failed cycle stops the catch-up; with injected faults, failures are the
     // point: the next runs (and their reconciler) must repair them, unless the watermark stalls.

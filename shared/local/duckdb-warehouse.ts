@@ -26,6 +26,7 @@ import {
 import { ChainError, errorMessage } from '../errors';
 import type { DmlStats, Logger, QueryOptions, QueryParams, QueryResult, Row, SchemaField, Statement, TableLayout, TableRef, Warehouse } from '../ports';
 import { duckdbCreateTable, duckdbType } from '../schema';
+import { defineBigQueryFunctions } from './pipeline-runner';
 
 /**
  * The warehouse of the local stack: one DuckDB database (a file, or ':memory:') standing in for
@@ -73,6 +74,8 @@ export class DuckDbWarehouse implements Warehouse {
   async connect(): Promise<DuckDBConnection> {
     const connection = await this.instance.connect();
     await connection.run("SET TimeZone='UTC'");
+    // The pipeline's SQL (and the audit, which runs it through query()) names BigQuery functions.
+    await defineBigQueryFunctions(connection);
     this.opened.add(connection);
     return connection;
   }
@@ -225,6 +228,17 @@ FROM read_json(CAST($files AS VARCHAR[]), format = 'newline_delimited', columns 
   /** DuckDB has no partitioning or clustering: it prunes row groups by their min/max, which rows appended in time order make narrow. */
   async tableLayout(_table: TableRef): Promise<TableLayout | null> {
     return null;
+  }
+
+  async tableExists(table: TableRef): Promise<boolean> {
+    try {
+      return await this.withConnection(async (c) => {
+        const found = await c.runAndReadAll('SELECT count(*) FROM duckdb_tables() WHERE schema_name = $schema AND table_name = $table', { schema: table.dataset, table: table.table });
+        return Number(found.getRows()[0][0]) > 0;
+      });
+    } catch (error) {
+      throw warehouseError(`Checking whether the table ${this.plainName(table)} exists failed`, error, { table: this.plainName(table) });
+    }
   }
 
   /** CREATE SCHEMA IF NOT EXISTS, retried when a concurrent creator of the same schema conflicts. */

@@ -112,7 +112,7 @@ export class InjectedCrash extends Error {
   }
 }
 
-const isMerge = (jobId: string | undefined) => jobId?.startsWith('consolidation_merge_') === true;
+const isMerge = (jobId: string | undefined) => /^consolidation_(reconciler_)?merge_/.test(jobId ?? '');
 
 /** Applies one plan: decorates the ports, and answers the bus's and the runner's questions. */
 export class FaultInjector {
@@ -208,6 +208,7 @@ export class FaultInjector {
       ensureTable: (table, schema, options) => inner.ensureTable(table, schema, options),
       dropTable: (table) => inner.dropTable(table),
       tableLayout: (table) => inner.tableLayout(table),
+      tableExists: (table) => inner.tableExists(table),
       qualify: (table) => inner.qualify(table),
       plainName: (table) => inner.plainName(table),
     };

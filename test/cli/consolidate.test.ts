@@ -2,27 +2,10 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { DuckDbWarehouse } from '../../shared/local/duckdb-warehouse';
 import { duckdbCreateTable, loadSchema } from '../../shared/schema';
-
-const ROOT = resolve(__dirname, '..', '..');
-const CLI = join(ROOT, 'shared', 'cli', 'consolidate.ts');
-
-/** Runs the CLI as a user would (a separate process), with a clean environment. */
-function consolidate(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, ['--require', 'tsx/cjs', CLI, ...args], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
-    child.on('close', (code) => done({ code: code ?? -1, stdout, stderr }));
-  });
-}
+import { CLI, ROOT, consolidate } from '../support/cli';
 
 const SOURCE_DUMP = `SELECT 'u' AS t, COUNT(*) AS n, SUM(hash(operation_id, status, source_timestamp)) AS h FROM main.ussd_operations
   UNION ALL SELECT 'x', COUNT(*), SUM(hash(transaction_id, status, updated_at)) FROM main.transactiongu
@@ -96,6 +79,21 @@ describe('consolidate (the CLI)', function () {
     const again = await consolidate(['run', '--once', '--warehouse', file, '--state-dir', state, '--now', '2026-05-01T09:30:00Z']);
     assert.equal(again.code, 0);
     assert.match(again.stdout, /nothing to do/);
+  });
+
+  it('run (catch-up) without a watermark and with MAX_WINDOW: bounded windows from INITIAL_WATERMARK, each saying how far behind it is, then caught up', async () => {
+    const file = join(dir, 'mine.duckdb');
+    await userWarehouse(file);
+    const state = join(dir, 'state');
+    const env = { INITIAL_WATERMARK: '2026-05-01T08:30:00Z', MAX_WINDOW: '20m' };
+    const { code, stdout, stderr } = await consolidate(['run', '--warehouse', file, '--state-dir', state, '--now', '2026-05-01T09:30:00Z'], env);
+    assert.equal(code, 0, stdout + stderr);
+    const windows = [...stdout.matchAll(/window 2026-05-01 (\d\d:\d\d:\d\d) → (\d\d:\d\d:\d\d) UTC/g)].map((m) => `${m[1]}-${m[2]}`);
+    assert.deepEqual(windows, ['08:15:00-08:50:00', '08:35:00-09:10:00', '08:55:00-09:28:00'], 'windows of at most MAX_WINDOW past the watermark (plus the lookback), up to --now minus the lag');
+    assert.deepEqual([...stdout.matchAll(/catching up: (.*) behind, about (\d+) more run/g)].map((m) => [m[1], m[2]]), [['38m', '2'], ['18m', '1']]);
+    assert.match(stdout, /Caught up: watermark 2026-05-01T09:28:00\.000Z/);
+    const rows = await dump(file, 'SELECT operation_id FROM consolidated_dataset.consolidated_table ORDER BY operation_id');
+    assert.deepEqual(rows.map((r) => r.operation_id), ['OP1', 'OP2', 'OP3']);
   });
 
   it('run --watch on a new demo warehouse of --demo-rows operations: a cycle per period, Ctrl-C stops after the current one with exit 0', async () => {

@@ -45,6 +45,7 @@ function setup(overrides: Partial<DataflowLauncherOptions> = {}) {
     templatePath: TEMPLATE,
     pipelineFile: PIPELINE,
     tempLocation: 'gs://state-bucket/dataflow/temp',
+    stagingLocation: 'gs://state-bucket/dataflow/staging',
     serviceAccount: 'dataflow-worker@my-project.iam.gserviceaccount.com',
     maxWorkers: 4,
     ...overrides,
@@ -84,6 +85,7 @@ describe('DataflowLauncher', () => {
             },
             environment: {
               tempLocation: 'gs://state-bucket/dataflow/temp',
+              stagingLocation: 'gs://state-bucket/dataflow/staging',
               ...c.environment,
               maxWorkers: 4,
               additionalUserLabels: { pipeline: 'consolidation', batch_id: '20260115t102000z-1a2b3c', attempt: '1' },

@@ -47,6 +47,9 @@ function rangeParams(days: AuditDays, asOf: string): QueryParams {
 
 const inRange = (d: SqlDialect, column: string) => `${column} >= ${d.param('day_from', 'TIMESTAMP')} AND ${column} < ${d.param('day_to', 'TIMESTAMP')}`;
 
+/** The USSD table's layout column bounded too (issue 10): a row of an audited day changed after its start, up to the as-of instant. */
+const laidOut = (d: SqlDialect) => `source_timestamp > ${d.param('read_after', 'TIMESTAMP')} AND source_timestamp <= ${d.param('as_of', 'TIMESTAMP')}`;
+
 /**
  * The pipeline's jinja variables for a from-scratch consolidation of the audited days: the
  * "changed IDs" are every operation created in them, the sources are read as of the audit's
@@ -55,10 +58,10 @@ const inRange = (d: SqlDialect, column: string) => `${column} >= ${d.param('day_
  */
 export function fromScratchVariables(d: SqlDialect, t: AuditSources): Record<string, string> {
   return {
-    ids_table: `(SELECT DISTINCT operation_id FROM ${d.table(t.ussd)} WHERE ${inRange(d, 'created_at')} AND operation_id IS NOT NULL)`,
+    ids_table: `(SELECT DISTINCT operation_id FROM ${d.table(t.ussd)} WHERE ${inRange(d, 'created_at')} AND ${laidOut(d)} AND operation_id IS NOT NULL)`,
     as_of: d.param('as_of', 'TIMESTAMP'),
     read_after: d.param('read_after', 'TIMESTAMP'),
-    ussd_table: `(SELECT * FROM ${d.table(t.ussd)} WHERE ${inRange(d, 'created_at')})`,
+    ussd_table: `(SELECT * FROM ${d.table(t.ussd)} WHERE ${inRange(d, 'created_at')} AND ${laidOut(d)})`,
     transactions_table: d.table(t.transactions),
     services_table: d.table(t.services),
     agents_table: d.table(t.agents),

@@ -3,13 +3,16 @@ import { BatchStore, JOB_LABELS, batchMessageSchema, batchSlug, batchTables, job
 import { readMessage } from '../shared/events';
 import { BLANK } from '../shared/rejects';
 import type { Logger } from '../shared/ports';
+import { manifestBounds } from '../shared/bounds';
+import { timestampLiteral } from '../shared/pipeline/variables';
 import { loadSchema } from '../shared/schema';
-import { createBatchParams, stagedIdCount } from '../shared/sql/statements';
+import { stagedIdCount } from '../shared/sql/statements';
 import { dialectOf } from '../shared/sql/render';
 import type { ChainDependencies } from './dependencies';
 
 /**
- * launchDataflow: stages the batch's IDs as a table and launches the enrichment job for it.
+ * launchDataflow: stages the batch's IDs as a table and launches the enrichment job for it, with
+ * the batch's read bounds (as of the window's end, back to readAfter) as validated literals.
  * Every step is idempotent (deterministic load/query job IDs, deterministic job name with 409
  * adoption), so a redelivered announcement launches nothing twice.
  */
@@ -53,7 +56,9 @@ export function makeLaunchDataflow(deps: ChainDependencies): (event: CloudEvent<
     if (staged !== manifest.idCount || distinct !== manifest.idCount) {
       return setAsideForReread(deps, logger, batches, batchId, attempt, `its chunk files hold ${staged} ID(s) (${distinct} distinct) where the manifest counts ${manifest.idCount}: a chunk file was emptied or damaged`);
     }
-    await warehouse.query(createBatchParams(dialect, tables.params, { batchId, windowTo: manifest.asOf ?? manifest.window.to }), { jobId: `consolidation_params_${slug}_a${attempt}` });
+    // Beam YAML's ReadFromBigQuery takes no parameters: the bounds go in as timestamp literals
+    // built by code from the manifest's RFC 3339 values, which the launchers check again.
+    const bounds = manifestBounds(manifest, config);
 
     const jobName = jobNameFor(batchId, attempt);
     const launched = await deps.launcher.launch({
@@ -62,8 +67,9 @@ export function makeLaunchDataflow(deps: ChainDependencies): (event: CloudEvent<
       attempt,
       labels: { ...JOB_LABELS, batch_id: labelValue(batchId), attempt: String(attempt) },
       variables: {
+        as_of: timestampLiteral(bounds.asOf),
+        read_after: timestampLiteral(bounds.readAfter),
         ids_table: warehouse.qualify(tables.ids),
-        params_table: warehouse.qualify(tables.params),
         ussd_table: warehouse.qualify(config.tables.ussd),
         transactions_table: warehouse.qualify(config.tables.transactions),
         services_table: warehouse.qualify(config.tables.services),

@@ -175,7 +175,7 @@ export async function mergeBatch(
   const mergeJobId = mergeJobIdFor(runner, batchId, attempt);
   if (sourceRows > 0) {
     const force = manifest?.replay !== undefined;
-    const statement = mergeEnriched(dialect, { target: config.tables.consolidated, enriched: tables.enriched }, { batchId, consolidatedAt: clock.now().toISOString(), days, force });
+    const statement = mergeEnriched(dialect, { target: config.tables.consolidated, enriched: tables.enriched }, { batchId, consolidatedAt: clock.now().toISOString(), created: creationRange(days), force });
     // The same job ID on every try: a warehouse re-runs a job ID whose run failed, and a job ID
     // that succeeded is never run twice, even across redeliveries.
     for (let tryNumber = 1; ; tryNumber++) {
@@ -208,27 +208,31 @@ export async function mergeBatch(
   await deps.store.delete(paths.open(batchId));
   // Earlier attempts' tables too: a failed job may have written part of its rows.
   const enrichedTables = Array.from({ length: attempt }, (_, n) => batchTables(config.stagingDataset, batchId, n + 1).enriched);
-  for (const table of [tables.ids, tables.params, ...enrichedTables]) {
+  for (const table of [tables.ids, ...enrichedTables]) {
     await warehouse.dropTable(table).catch((error) => logger.warn('Could not drop a batch table; it expires on its own', { table: table.table, error }));
   }
 }
 
-const DAY_MS = 86_400_000;
-/** A version's created_at more than this after the earliest one's is not spanned day by day (its own day still is). */
-const MAX_SPANNED_DAYS = 31;
-
-/** Every day from each operation's first to its last creation day, for the MERGE's partition filter. */
+/** The creation days of the batch's rows: each operation's first and last version's day (the range below spans the days between). */
 export function creationDays(rows: Record<string, unknown>[]): string[] {
   const days = new Set<string>();
   for (const row of rows) {
     if (row.first_day === null || row.first_day === undefined) continue;
-    const first = Date.parse(`${String(row.first_day)}T00:00:00Z`);
-    const last = row.last_day === null || row.last_day === undefined ? first : Date.parse(`${String(row.last_day)}T00:00:00Z`);
     days.add(String(row.first_day));
-    days.add(new Date(last).toISOString().slice(0, 10));
-    for (let day = first + DAY_MS, n = 1; day < last && n < MAX_SPANNED_DAYS; day += DAY_MS, n++) days.add(new Date(day).toISOString().slice(0, 10));
+    if (row.last_day !== null && row.last_day !== undefined) days.add(String(row.last_day));
   }
   return [...days].sort();
+}
+
+/**
+ * The creation days of the batch's rows as one range [first day, day after the last): a plain
+ * range on the target's partitioning column, which BigQuery prunes partitions on and DuckDB row
+ * groups (a list of days compared with CAST(created_at AS DATE) prunes nothing in DuckDB).
+ */
+export function creationRange(sortedDays: string[]): { from: string; to: string } {
+  if (sortedDays.length === 0) return { from: '1970-01-01T00:00:00.000Z', to: '1970-01-01T00:00:00.000Z' };
+  const last = new Date(`${sortedDays[sortedDays.length - 1]}T00:00:00.000Z`);
+  return { from: `${sortedDays[0]}T00:00:00.000Z`, to: new Date(last.getTime() + 86_400_000).toISOString() };
 }
 
 /** Records that the batch's job ended without output; the reconciler relaunches it while attempts remain. */

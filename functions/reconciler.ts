@@ -2,6 +2,7 @@ import { BATCH_ID_PATTERN, BatchStore, DamagedStateError, batchIdOfOpenMarker, p
 import { ChainError, errorMessage } from '../shared/errors';
 import { acquireLease, leaseOptionsOf, releaseLease } from '../shared/lease';
 import type { Logger } from '../shared/ports';
+import { manifestBounds } from '../shared/bounds';
 import { changedOperationIds } from '../shared/sql/statements';
 import { dialectOf } from '../shared/sql/render';
 import type { ChainDependencies } from './dependencies';
@@ -284,13 +285,16 @@ async function rereadWindow(deps: ChainDependencies, logger: Logger, batches: Ba
   }
   const asOf = new Date(manifest.asOf ?? manifest.window.to);
   const tables = { ussd: config.tables.ussd, transactions: config.tables.transactions };
+  const bounds = manifestBounds(manifest, config);
   const successor = await extractBatch(
     deps,
     {
-      source: { query: changedOperationIds(dialectOf(warehouse, config), tables, manifest.window) },
+      source: { query: changedOperationIds(dialectOf(warehouse, config), tables, bounds) },
       window: manifest.window,
       asOf,
       rejected: {},
+      readAfter: bounds.readAfter,
+      ...(manifest.beyondMaxAge ? { beyondMaxAge: manifest.beyondMaxAge } : {}),
       replay: manifest.replay,
       reread: { of: batchId, count: rereads },
     },

@@ -38,11 +38,10 @@ export function labelValue(batchId: string): string {
  * The batch's tables. The enriched table is per attempt: Beam's BigQuery sink only appends, so a
  * relaunched attempt must not write where a failed one may have left part of its rows.
  */
-export function batchTables(stagingDataset: string, batchId: string, attempt: number): { ids: TableRef; params: TableRef; enriched: TableRef } {
+export function batchTables(stagingDataset: string, batchId: string, attempt: number): { ids: TableRef; enriched: TableRef } {
   const slug = batchSlug(batchId);
   return {
     ids: { dataset: stagingDataset, table: `ids_${slug}` },
-    params: { dataset: stagingDataset, table: `params_${slug}` },
     enriched: { dataset: stagingDataset, table: `enriched_${slug}_a${attempt}` },
   };
 }
@@ -90,6 +89,10 @@ export type Window = z.infer<typeof windowSchema>;
 export const rejectedSchema = z.record(z.string(), z.number().int().min(0));
 export type RejectedRows = z.infer<typeof rejectedSchema>;
 
+/** Changes of the window older than OPERATION_MAX_AGE, which the cycle does not consolidate (beyondMaxAgeCounts). */
+export const beyondMaxAgeSchema = z.object({ oldOperationRows: z.number().int().min(0), unmatchedTransactions: z.number().int().min(0) });
+export type BeyondMaxAge = z.infer<typeof beyondMaxAgeSchema>;
+
 export const manifestSchema = z.object({
   batchId: batchIdSchema,
   window: windowSchema,
@@ -105,6 +108,9 @@ export const manifestSchema = z.object({
   /** Set when the batch re-reads the window of an earlier one that could not finish: that batch, and how many re-reads led here. */
   rereadOf: batchIdSchema.optional(),
   rereads: z.number().int().min(1).optional(),
+  /** The batch's reads go back to this instant (exclusive): the window's start minus OPERATION_MAX_AGE. Absent in older manifests. */
+  readAfter: isoTimestamp.optional(),
+  beyondMaxAge: beyondMaxAgeSchema.optional(),
 });
 export type Manifest = z.infer<typeof manifestSchema>;
 

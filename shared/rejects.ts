@@ -26,6 +26,10 @@ export const MAX_ID_LENGTH = 128;
 /** The earliest sane timestamp. */
 export const VALID_FROM = '1970-01-01T00:00:00.000Z';
 
+/** The ends of the TIMESTAMP range both engines hold: the quarantine's scans of out-of-range timestamps are bounded by them. */
+export const TIMESTAMP_MIN = '0001-01-01T00:00:00.000Z';
+export const TIMESTAMP_MAX = '9999-12-31T23:59:59.999Z';
+
 /** How far past the window's end a timestamp may lie (clock skew) before it counts as out of range. */
 export const FUTURE_SKEW_MS = 24 * 3600 * 1000;
 
@@ -39,6 +43,13 @@ export function validTo(windowTo: string | Date): string {
  * RE2 syntax, for BigQuery's REGEXP_CONTAINS and DuckDB's regexp_matches; passed as a value.
  */
 export const BLANK_PATTERN = '^[\\t\\n\\x{0B}\\f\\r \\p{Z}\\x{200B}\\x{FEFF}]*$';
+
+/**
+ * The same class as code points, for the pipeline's query (consolidation.yaml), which has no
+ * query parameters and whose string literals the two engines escape differently: a blank ID is
+ * one that TRIM of these characters leaves empty.
+ */
+export const BLANK_CODE_POINTS = [9, 10, 11, 12, 13, 32, 160, 5760, 8192, 8193, 8194, 8195, 8196, 8197, 8198, 8199, 8200, 8201, 8202, 8203, 8232, 8233, 8239, 8287, 12288, 65279];
 
 /** The same class for JavaScript (replay bodies, the tests' oracle). */
 export const BLANK = /^[\t\n\v\f\r \p{Z}\u200B\uFEFF]*$/u;

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { parse as parseYaml } from 'yaml';
 import { errorMessage } from '../errors';
+import { checkPipelineVariables } from '../pipeline/variables';
 import { duckdbDialect, type SqlDialect } from '../sql/dialect';
 import type { Clock, JobLauncher, JobState, LaunchRequest, LaunchedJob, Logger, TableRef } from '../ports';
 import type { DuckDbWarehouse } from './duckdb-warehouse';
@@ -57,6 +58,7 @@ export class LocalPipelineRunner implements JobLauncher {
   constructor(private readonly options: LocalPipelineRunnerOptions) {}
 
   async launch(request: LaunchRequest): Promise<LaunchedJob> {
+    checkPipelineVariables(request.variables);
     const active = this.known.find((job) => job.name === request.jobName && !TERMINAL.has(job.currentState));
     if (active) {
       this.options.logger.info('A job of that name is active; adopting it (409)', { jobName: active.name, jobId: active.id, batchId: request.batchId });
@@ -336,6 +338,9 @@ const BIGQUERY_FUNCTIONS = [
   'CREATE OR REPLACE TEMP MACRO unix_micros(ts) AS epoch_us(ts)',
   // An RE2 search (the blank-ID rule of the quarantine), as BigQuery names it.
   'CREATE OR REPLACE TEMP MACRO regexp_contains(s, p) AS regexp_matches(s, p)',
+  // The pipeline's blank-ID test (TRIM of the blank characters) and its created_at skew bound.
+  "CREATE OR REPLACE TEMP MACRO code_points_to_string(l) AS array_to_string(list_transform(l, x -> chr(x)), '')",
+  'CREATE OR REPLACE TEMP MACRO timestamp_add(ts, i) AS ts + i',
 ];
 
 export async function defineBigQueryFunctions(connection: DuckDBConnection): Promise<void> {

@@ -1,4 +1,4 @@
-import { BLANK_PATTERN, VALID_FROM, rejectRuleParams, validTo } from '../rejects';
+import { TIMESTAMP_MAX, TIMESTAMP_MIN, rejectRuleParams } from '../rejects';
 import { loadSchema } from '../schema';
 import type { QueryParams, Statement, TableRef } from '../ports';
 import type { SqlDialect } from './dialect';
@@ -13,39 +13,91 @@ export interface SourceTables {
   transactions: TableRef;
 }
 
-/** A USSD row that can be consolidated (as of `to`): the negation of every USSD reject rule. */
-function consolidableUssd(d: SqlDialect, u: string, to: string): string {
+/**
+ * The bounds of every read of a batch: the window `(from, to]` of what changed, and `readAfter`
+ * (the window's start minus OPERATION_MAX_AGE): an operation created at or before it is too old
+ * for the cycle, and neither it nor the versions it is rebuilt from are read (readBounds).
+ */
+export interface ReadBounds {
+  from: string;
+  to: string;
+  readAfter: string;
+}
+
+function boundParams(d: SqlDialect, bounds: ReadBounds): { from: string; to: string; after: string; params: Statement['params'] } {
+  return {
+    from: d.param('window_from', 'TIMESTAMP'),
+    to: d.param('window_to', 'TIMESTAMP'),
+    after: d.param('read_after', 'TIMESTAMP'),
+    params: {
+      window_from: { type: 'TIMESTAMP', value: bounds.from },
+      window_to: { type: 'TIMESTAMP', value: bounds.to },
+      read_after: { type: 'TIMESTAMP', value: bounds.readAfter },
+    },
+  };
+}
+
+/** `alias.created_at` within (readAfter, to]: the operation is young enough for the cycle (and prunable if the table is laid out by created_at). */
+const young = (alias: string, after: string, to: string) => `${alias}created_at > ${after} AND ${alias}created_at <= ${to}`;
+
+/**
+ * A USSD row that passes every reject rule (shared/rejects.ts), for an operation created after
+ * readAfter: a non-blank ID of at most MAX_ID_LENGTH, timestamps from VALID_FROM on, created_at
+ * at most valid_to (the window's end plus the clock skew allowed).
+ */
+function consolidableUssd(d: SqlDialect, u: string, after: string): string {
   const from = d.param('valid_from', 'TIMESTAMP');
   return `${u}.operation_id IS NOT NULL AND NOT REGEXP_CONTAINS(${u}.operation_id, ${d.param('blank_pattern', 'STRING')})
     AND LENGTH(${u}.operation_id) <= ${d.param('max_id_length', 'INT64')}
-    AND ${u}.source_timestamp >= ${from} AND ${u}.source_timestamp <= ${to}
-    AND ${u}.created_at >= ${from} AND ${u}.created_at <= ${d.param('valid_to', 'TIMESTAMP')}`;
+    AND ${u}.source_timestamp >= ${from}
+    AND ${u}.created_at > ${after} AND ${u}.created_at <= ${d.param('valid_to', 'TIMESTAMP')} AND ${u}.created_at >= ${from}`;
 }
 
 /**
- * IDs of the operations that changed in (from, to]: their USSD row, or their transaction. Only
- * rows that can be consolidated count (the others are quarantined), so no rejected row's ID
- * reaches a chunk message.
+ * IDs of the operations that changed in (from, to]: their USSD row, or their transaction, for
+ * operations created after readAfter. Only rows that can be consolidated count (the others are
+ * quarantined), so no rejected row's ID reaches a chunk message. Every scan is bounded on both
+ * sides on the column its table is laid out by; no sort (the IDs go out in chunks, in any order).
  */
-export function changedOperationIds(d: SqlDialect, t: SourceTables, window: { from: string; to: string }): Statement {
-  const from = d.param('window_from', 'TIMESTAMP');
-  const to = d.param('window_to', 'TIMESTAMP');
+export function changedOperationIds(d: SqlDialect, t: SourceTables, bounds: ReadBounds): Statement {
+  const { from, to, after, params } = boundParams(d, bounds);
   return {
     sql: `SELECT DISTINCT operation_id
 FROM (
   SELECT u.operation_id
   FROM ${d.table(t.ussd)} AS u
-  WHERE u.source_timestamp > ${from} AND ${consolidableUssd(d, 'u', to)}
+  WHERE u.source_timestamp > ${from} AND u.source_timestamp <= ${to}
+    AND ${consolidableUssd(d, 'u', after)}
   UNION ALL
   SELECT u.operation_id
   FROM ${d.table(t.ussd)} AS u
-  JOIN ${d.table(t.transactions)} AS t ON u.transaction_ref = t.transaction_id
-  WHERE t.updated_at > ${from} AND t.updated_at <= ${to}
-    AND ${consolidableUssd(d, 'u', to)}
-) AS changed
-ORDER BY operation_id`,
-    params: { window_from: { type: 'TIMESTAMP', value: window.from }, window_to: { type: 'TIMESTAMP', value: window.to }, ...rejectRuleParams(window.to) },
+  JOIN (
+    SELECT DISTINCT transaction_id
+    FROM ${d.table(t.transactions)}
+    WHERE updated_at > ${from} AND updated_at <= ${to}
+  ) AS t ON u.transaction_ref = t.transaction_id
+  WHERE u.source_timestamp > ${after} AND u.source_timestamp <= ${to}
+    AND ${consolidableUssd(d, 'u', after)}
+) AS changed`,
+    params: { ...params, ...rejectRuleParams(bounds.to) },
   };
+}
+
+/**
+ * The scans of a source table the quarantine reads, each bounded on the table's layout column
+ * (BigQuery prunes every one): the window, the NULL partition, and the out-of-range timestamps
+ * below valid_from or past valid_to. A row can be rejected for a garbage created_at, so these
+ * scans of ussd_operations are not bounded on created_at.
+ */
+function rejectScans(d: SqlDialect, table: TableRef, alias: string, column: string): string {
+  const c = `${alias}.${column}`;
+  const scan = (where: string) => `  SELECT ${alias}.* FROM ${d.table(table)} AS ${alias} WHERE ${where}`;
+  return [
+    scan(`${c} > ${d.param('window_from', 'TIMESTAMP')} AND ${c} <= ${d.param('window_to', 'TIMESTAMP')}`),
+    scan(`${c} IS NULL`),
+    scan(`${c} >= ${d.param('timestamp_min', 'TIMESTAMP')} AND ${c} < ${d.param('valid_from', 'TIMESTAMP')}`),
+    scan(`${c} > ${d.param('valid_to', 'TIMESTAMP')} AND ${c} <= ${d.param('timestamp_max', 'TIMESTAMP')}`),
+  ].join('\n  UNION ALL\n');
 }
 
 /**
@@ -60,7 +112,13 @@ function rejectedRows(d: SqlDialect, t: SourceTables): string {
   const blank = d.param('blank_pattern', 'STRING');
   const sane = (column: string) => `${column} >= ${from} AND ${column} <= ${until}`;
   const inWindow = `(placed_at IS NULL OR (placed_at > ${d.param('window_from', 'TIMESTAMP')} AND placed_at <= ${d.param('window_to', 'TIMESTAMP')}))`;
-  return `WITH ussd AS (
+  return `WITH ussd_rows AS (
+${rejectScans(d, t.ussd, 'u', 'source_timestamp')}
+),
+transaction_rows AS (
+${rejectScans(d, t.transactions, 't', 'updated_at')}
+),
+ussd AS (
   SELECT
     CASE
       WHEN u.operation_id IS NULL OR REGEXP_CONTAINS(u.operation_id, ${blank}) THEN 'MISSING_OPERATION_ID'
@@ -75,7 +133,7 @@ function rejectedRows(d: SqlDialect, t: SourceTables): string {
     END AS placed_at,
     u.operation_id, u.transaction_ref, u.created_at, u.source_timestamp,
     ${d.rowFingerprint('u')} AS row_fingerprint
-  FROM ${d.table(t.ussd)} AS u
+  FROM ussd_rows AS u
 ),
 transactions AS (
   SELECT
@@ -87,7 +145,7 @@ transactions AS (
     CASE WHEN ${sane('t.updated_at')} THEN t.updated_at END AS placed_at,
     t.transaction_id, t.updated_at,
     ${d.rowFingerprint('t')} AS row_fingerprint
-  FROM ${d.table(t.transactions)} AS t
+  FROM transaction_rows AS t
 )
 SELECT DISTINCT 'ussd_operations' AS source_table, reason, operation_id, transaction_ref, ${d.nullOf('STRING')} AS transaction_id,
   created_at, source_timestamp, ${d.nullOf('TIMESTAMP')} AS updated_at, row_fingerprint
@@ -126,6 +184,8 @@ VALUES (${QUARANTINE_COLUMNS.map((c) => `S.${c}`).join(', ')}, ${d.param('batch_
       window_from: { type: 'TIMESTAMP', value: window.from },
       window_to: { type: 'TIMESTAMP', value: window.to },
       ...rejectRuleParams(window.to),
+      timestamp_min: { type: 'TIMESTAMP', value: TIMESTAMP_MIN },
+      timestamp_max: { type: 'TIMESTAMP', value: TIMESTAMP_MAX },
       batch_id: { type: 'STRING', value: batch.batchId },
       seen_at: { type: 'TIMESTAMP', value: batch.seenAt },
     },
@@ -186,19 +246,32 @@ LIMIT 100`,
   };
 }
 
-/** The one-row table of the batch's parameters that the pipeline reads (so no value is spliced into its SQL). */
-export function createBatchParams(d: SqlDialect, params: TableRef, batch: { batchId: string; windowTo: string }): Statement {
+/**
+ * What changed in (from, to] but is older than OPERATION_MAX_AGE, so the cycle does not
+ * consolidate it: USSD rows of operations created at or before readAfter, and transactions that
+ * no operation created after readAfter refers to (an older operation, or none). publishOps
+ * counts and reports them; the audit finds the operations.
+ */
+export function beyondMaxAgeCounts(d: SqlDialect, t: SourceTables, bounds: ReadBounds): Statement {
+  const { from, to, after, params } = boundParams(d, bounds);
   return {
-    sql: `CREATE OR REPLACE TABLE ${d.table(params)} AS
-SELECT ${d.param('batch_id', 'STRING')} AS batch_id, ${d.param('window_to', 'TIMESTAMP')} AS window_to,
-  ${d.param('valid_from', 'TIMESTAMP')} AS valid_from, ${d.param('valid_to', 'TIMESTAMP')} AS valid_to, ${d.param('blank_pattern', 'STRING')} AS blank_pattern`,
-    params: {
-      batch_id: { type: 'STRING', value: batch.batchId },
-      window_to: { type: 'TIMESTAMP', value: batch.windowTo },
-      valid_from: { type: 'TIMESTAMP', value: VALID_FROM },
-      valid_to: { type: 'TIMESTAMP', value: validTo(batch.windowTo) },
-      blank_pattern: { type: 'STRING', value: BLANK_PATTERN },
-    },
+    sql: `SELECT
+  (SELECT COUNT(*)
+   FROM ${d.table(t.ussd)}
+   WHERE source_timestamp > ${from} AND source_timestamp <= ${to}
+     AND created_at <= ${after}
+     AND operation_id IS NOT NULL) AS old_operation_rows,
+  (SELECT COUNT(DISTINCT t.transaction_id)
+   FROM ${d.table(t.transactions)} AS t
+   WHERE t.updated_at > ${from} AND t.updated_at <= ${to}
+     AND NOT EXISTS (
+       SELECT 1
+       FROM ${d.table(t.ussd)} AS u
+       WHERE u.transaction_ref = t.transaction_id
+         AND u.source_timestamp > ${after} AND u.source_timestamp <= ${to}
+         AND ${young('u.', after, to)}
+     )) AS unmatched_transactions`,
+    params,
   };
 }
 
@@ -247,14 +320,16 @@ const WRITTEN_BY_MERGE = new Set(['batch_id', 'consolidated_at']);
 
 /**
  * Upserts the batch's enriched rows into the consolidated table: one source row per operation
- * (the latest; its timestamps turned back from microseconds), only the partitions the batch touches, and a target row is replaced only by a
+ * (the latest; its timestamps turned back from microseconds), only the target rows created in
+ * [created.from, created.to) (a plain range on the partitioning column, which BigQuery prunes
+ * partitions on and DuckDB row groups), and a target row is replaced only by a
  * newer version (or, for the same version, by a later batch that sees different values, or by a
  * replay, which forces it). Never by an older version, not even when forced.
  */
 export function mergeEnriched(
   d: SqlDialect,
   tables: { target: TableRef; enriched: TableRef },
-  batch: { batchId: string; consolidatedAt: string; days: string[]; force: boolean },
+  batch: { batchId: string; consolidatedAt: string; created: { from: string; to: string }; force: boolean },
 ): Statement {
   const copiedFields = loadSchema('consolidated_table').filter((f) => !WRITTEN_BY_MERGE.has(f.name));
   const copied = copiedFields.map((f) => f.name);
@@ -270,7 +345,8 @@ USING (
   WHERE ${MERGE_KEY} IS NOT NULL
   QUALIFY ROW_NUMBER() OVER (PARTITION BY ${MERGE_KEY} ORDER BY version_ts_us DESC) = 1
 ) AS S
-ON T.${MERGE_KEY} = S.${MERGE_KEY} AND ${d.inArray('CAST(T.created_at AS DATE)', 'days', 'DATE_ARRAY')}
+ON T.${MERGE_KEY} = S.${MERGE_KEY}
+  AND T.created_at >= ${d.param('created_from', 'TIMESTAMP')} AND T.created_at < ${d.param('created_to', 'TIMESTAMP')}
 WHEN MATCHED AND (
   S.version_ts > T.version_ts
   OR (${d.param('force', 'BOOL')} AND S.version_ts = T.version_ts)
@@ -285,7 +361,8 @@ VALUES (${copied.map((c) => `S.${c}`).join(', ')}, ${batchId}, ${consolidatedAt}
     params: {
       batch_id: { type: 'STRING', value: batch.batchId },
       consolidated_at: { type: 'TIMESTAMP', value: batch.consolidatedAt },
-      days: { type: 'DATE_ARRAY', value: batch.days },
+      created_from: { type: 'TIMESTAMP', value: batch.created.from },
+      created_to: { type: 'TIMESTAMP', value: batch.created.to },
       force: { type: 'BOOL', value: batch.force },
     },
   };

@@ -4,10 +4,10 @@
  * decimal text, TIMESTAMP as RFC 3339 (with offsets and microseconds), DATE as YYYY-MM-DD.
  *
  * The windows of test/sql/cases.ts: scheduled (2026-01-15 09:45, 10:20], replay
- * (2026-01-14 22:00, 2026-01-15 02:30]; the batch's window_to is 10:20.
+ * (2026-01-14 22:00, 2026-01-15 02:30]; the batch's pipeline reads as of 10:20, back to 2025-12-16 09:45
+ * (the window's start minus the default OPERATION_MAX_AGE); a cut-off variant reads back to 09:30 only.
  */
 import type { Row } from '../../shared/ports';
-import { BLANK_PATTERN, VALID_FROM, validTo } from '../../shared/rejects';
 import type { TableKey } from './cases';
 
 const MAX_NUMERIC = '99999999999999999999999999999.999999999';
@@ -209,7 +209,6 @@ export const FIXTURE: Record<Exclude<TableKey, 'enriched'>, Row[]> = {
     { agent_code: 'ag-dup', agent_name: 'Kiosque A', region: 'Dakar' },
   ],
   ids: ['op-01', 'op-02', 'op-03', 'op-04', 'op-05', 'op-06', 'op-07', 'op-08', 'op-09', 'op-10', 'op-11', 'op-12', 'op-13', 'op-15', 'op-16', 'op-17', 'op-18', 'op-19', 'op-20', 'op-22', 'op-23', 'op-24', 'op-25', 'op-26', 'op-27', 'op-28', 'op-01', 'op-unknown'].map((operation_id) => ({ operation_id })),
-  params: [{ batch_id: '20260115T102000Z-1a2b3c', window_to: '2026-01-15T10:20:00Z', valid_from: VALID_FROM, valid_to: validTo('2026-01-15T10:20:00Z'), blank_pattern: BLANK_PATTERN }],
   quarantine: [
     quarantined('ussd_operations', 'MISSING_OPERATION_ID', { operation_id: null, created_at: '2026-01-15T10:00:00Z', source_timestamp: '2026-01-15T10:00:00Z' }, '20260115T102000Z-1a2b3c', '2026-01-15T10:22:00Z'),
     quarantined('ussd_operations', 'MISSING_OPERATION_ID', { operation_id: '', created_at: '2026-01-15T09:00:00Z', source_timestamp: '2026-01-15T09:00:00Z' }, '20260115T100000Z-cccccc', '2026-01-15T10:02:00Z'),

@@ -26,6 +26,7 @@ import type {
   Severity,
   Statement,
   StoredObject,
+  TableLayout,
   TableRef,
   Warehouse,
 } from '../../shared/ports';
@@ -276,13 +277,13 @@ export class RecordingPublisher implements Publisher {
 // Warehouse
 
 /** Which of the chain's statements this is (shared/sql/statements.ts). */
-export type StatementKind = 'changed' | 'quarantine' | 'rejected' | 'references' | 'params' | 'staged' | 'days' | 'profile' | 'merge' | 'other';
+export type StatementKind = 'changed' | 'quarantine' | 'rejected' | 'beyond' | 'references' | 'staged' | 'days' | 'profile' | 'merge' | 'other';
 
 export function statementKind(sql: string): StatementKind {
   if (/^MERGE INTO \S+ AS Q\n/.test(sql)) return 'quarantine';
   if (/^MERGE INTO/.test(sql)) return 'merge';
-  if (/^CREATE OR REPLACE TABLE/.test(sql)) return 'params';
   if (/^SELECT reason, COUNT\(\*\) AS row_count/.test(sql)) return 'rejected';
+  if (/old_operation_rows/.test(sql)) return 'beyond';
   if (/reference_key/.test(sql)) return 'references';
   if (/AS first_day/.test(sql)) return 'days';
   if (/AS staged_ids/.test(sql)) return 'staged';
@@ -315,6 +316,7 @@ export class FakeWarehouse implements Warehouse {
   duplicateKeys: Row[] = [];
   /** Reads a loaded file by its URI, so that the staged IDs are counted from what the chunk files hold. */
   readUri?: (uri: string) => string | undefined;
+  beyond = { old_operation_rows: 0, unmatched_transactions: 0 };
   profile: Row[] = [];
   mergeStats: DmlStats = { inserted: 0, updated: 0, deleted: 0 };
 
@@ -380,6 +382,8 @@ export class FakeWarehouse implements Warehouse {
       }
       case 'days':
         return { rows: [...new Set(this.profile.map((r) => r.day).filter((d) => d !== null && d !== undefined))].map((day) => ({ first_day: day, last_day: day })) };
+      case 'beyond':
+        return { rows: [{ ...this.beyond }] };
       case 'profile':
         return { rows: this.profile.map((r) => ({ ...r })) };
       case 'merge':
@@ -415,6 +419,18 @@ export class FakeWarehouse implements Warehouse {
 
   async ensureTable(table: TableRef): Promise<void> {
     this.ensured.push({ ...table });
+  }
+
+  /** What tableLayout answers per table name (dataset.table); null: an engine without partitioning. */
+  layouts = new Map<string, TableLayout | Error>();
+  readonly layoutReads: TableRef[] = [];
+
+  async tableLayout(table: TableRef): Promise<TableLayout | null> {
+    await tick();
+    this.layoutReads.push({ ...table });
+    const layout = this.layouts.get(this.plainName(table));
+    if (layout instanceof Error) throw layout;
+    return layout ?? null;
   }
 
   async tableExists(table: TableRef): Promise<boolean> {

@@ -4,66 +4,63 @@ WITH expected AS (
     SELECT operation_id, msisdn, service_code, operation_type, amount, currency, ussd_status, TIMESTAMP_MICROS(created_at_us) AS created_at, TIMESTAMP_MICROS(source_timestamp_us) AS source_timestamp, transaction_id, transaction_status, transaction_amount, fees, commission, service_name, service_category, agent_name, agent_region, reconciliation_status, TIMESTAMP_MICROS(version_ts_us) AS version_ts, transaction_ref, agent_code, service_id
     FROM (
 WITH `step_0` AS (
-WITH batch AS (
-  SELECT window_to, valid_from, valid_to, blank_pattern FROM (SELECT @as_of AS window_to, @valid_from AS valid_from, @valid_to AS valid_to, @blank_pattern AS blank_pattern)
-),
-changed AS (
-  SELECT DISTINCT operation_id FROM (SELECT DISTINCT operation_id FROM `my-project.source_dataset.ussd_operations` WHERE created_at >= @day_from AND created_at < @day_to AND operation_id IS NOT NULL AND NOT REGEXP_CONTAINS(operation_id, @blank_pattern) AND LENGTH(operation_id) <= @max_id_length)
-),
-versions AS (
-  -- The operation's rows that can be consolidated as of the window's end (the others
-  -- are quarantined by publishOps: README "Quarantine").
-  SELECT u.*
-  FROM (SELECT * FROM `my-project.source_dataset.ussd_operations` WHERE created_at >= @day_from AND created_at < @day_to) AS u
-  JOIN changed AS c ON u.operation_id = c.operation_id
-  CROSS JOIN batch AS b
-  WHERE u.source_timestamp >= b.valid_from AND u.source_timestamp <= b.window_to
-    AND u.created_at >= b.valid_from AND u.created_at <= b.valid_to
+WITH changed AS (
+  SELECT DISTINCT operation_id FROM (SELECT DISTINCT operation_id FROM `my-project.source_dataset.ussd_operations` WHERE created_at >= @day_from AND created_at < @day_to AND source_timestamp > @read_after AND source_timestamp <= @as_of AND operation_id IS NOT NULL AND NOT REGEXP_CONTAINS(operation_id, @blank_pattern) AND LENGTH(operation_id) <= @max_id_length)
 ),
 operations AS (
-  -- The latest version; a tie in source_timestamp goes to the status furthest along,
-  -- then to the greatest values (README "Tie rules"). created_at is the earliest of
-  -- the versions', so the row's partition does not move with its updates.
-  SELECT v.*,
-    MIN(v.created_at) OVER (PARTITION BY v.operation_id) AS first_created_at,
-    MAX(v.created_at) OVER (PARTITION BY v.operation_id) AS last_created_at
-  FROM versions AS v
-  WHERE v.operation_id IS NOT NULL
+  -- The operation's rows that can be consolidated as of the window's end (the others
+  -- are quarantined by publishOps: README "Quarantine"): timestamps from 1970 on,
+  -- created_at at most a day past as_of (clock skew). The latest version wins; a tie
+  -- in source_timestamp goes to the status furthest along, then to the greatest
+  -- values of the columns consolidated (README "Tie rules"). created_at is the
+  -- earliest of the versions', so the row's partition does not move with its updates.
+  SELECT
+    u.operation_id, u.msisdn, u.service_code, u.operation_type, u.amount, u.currency,
+    u.status, u.transaction_ref, u.agent_code, u.created_at, u.source_timestamp,
+    MIN(u.created_at) OVER (PARTITION BY u.operation_id) AS first_created_at,
+    MAX(u.created_at) OVER (PARTITION BY u.operation_id) AS last_created_at
+  FROM (SELECT * FROM `my-project.source_dataset.ussd_operations` WHERE created_at >= @day_from AND created_at < @day_to AND source_timestamp > @read_after AND source_timestamp <= @as_of) AS u
+  JOIN changed AS c ON u.operation_id = c.operation_id
+  WHERE u.source_timestamp > @read_after AND u.source_timestamp <= @as_of
+    AND u.source_timestamp >= TIMESTAMP '1970-01-01 00:00:00.000000+00:00'
+    AND u.created_at > @read_after AND u.created_at <= TIMESTAMP_ADD(@as_of, INTERVAL 1 DAY)
+    AND u.created_at >= TIMESTAMP '1970-01-01 00:00:00.000000+00:00'
   QUALIFY ROW_NUMBER() OVER (
-    PARTITION BY v.operation_id
-    ORDER BY v.source_timestamp DESC,
-      CASE v.status WHEN 'SUCCESS' THEN 4 WHEN 'FAILED' THEN 3 WHEN 'TIMEOUT' THEN 2 WHEN 'INITIATED' THEN 1 ELSE 0 END DESC,
-      v.amount DESC NULLS LAST, v.currency DESC NULLS LAST, v.transaction_ref DESC NULLS LAST,
-      v.agent_code DESC NULLS LAST, v.msisdn DESC NULLS LAST, v.service_code DESC NULLS LAST,
-      v.operation_type DESC NULLS LAST, v.session_id DESC NULLS LAST, v.created_at DESC NULLS LAST
+    PARTITION BY u.operation_id
+    ORDER BY u.source_timestamp DESC,
+      CASE u.status WHEN 'SUCCESS' THEN 4 WHEN 'FAILED' THEN 3 WHEN 'TIMEOUT' THEN 2 WHEN 'INITIATED' THEN 1 ELSE 0 END DESC,
+      u.amount DESC NULLS LAST, u.currency DESC NULLS LAST, u.transaction_ref DESC NULLS LAST,
+      u.agent_code DESC NULLS LAST, u.msisdn DESC NULLS LAST, u.service_code DESC NULLS LAST,
+      u.operation_type DESC NULLS LAST, u.created_at DESC NULLS LAST
   ) = 1
 ),
 transactions AS (
   -- Same rule for a transaction's rows tied in updated_at; rows without a sane
-  -- updated_at or with a blank transaction_id are quarantined.
-  SELECT t.*
+  -- updated_at or with a blank transaction_id (trimmed of every blank character,
+  -- shared/rejects.ts BLANK_CODE_POINTS) are quarantined.
+  SELECT t.transaction_id, t.service_id, t.status, t.amount, t.fees, t.commission, t.updated_at
   FROM `my-project.source_dataset.transactiongu` AS t
-  CROSS JOIN batch AS b
-  WHERE t.updated_at >= b.valid_from AND t.updated_at <= b.window_to
-    AND NOT REGEXP_CONTAINS(t.transaction_id, b.blank_pattern)
+  WHERE t.updated_at > @read_after AND t.updated_at <= @as_of
+    AND t.updated_at >= TIMESTAMP '1970-01-01 00:00:00.000000+00:00'
+    AND TRIM(t.transaction_id, CODE_POINTS_TO_STRING([9, 10, 11, 12, 13, 32, 160, 5760, 8192, 8193, 8194, 8195, 8196, 8197, 8198, 8199, 8200, 8201, 8202, 8203, 8232, 8233, 8239, 8287, 12288, 65279])) <> ''
     AND t.transaction_id IN (SELECT transaction_ref FROM operations WHERE transaction_ref IS NOT NULL)
   QUALIFY ROW_NUMBER() OVER (
     PARTITION BY t.transaction_id
     ORDER BY t.updated_at DESC,
       CASE t.status WHEN 'REVERSED' THEN 4 WHEN 'SUCCESSFUL' THEN 3 WHEN 'FAILED' THEN 2 WHEN 'PENDING' THEN 1 ELSE 0 END DESC,
       t.amount DESC NULLS LAST, t.fees DESC NULLS LAST, t.commission DESC NULLS LAST,
-      t.service_id DESC NULLS LAST, t.partner_ref DESC NULLS LAST
+      t.service_id DESC NULLS LAST
   ) = 1
 ),
 services AS (
   -- One row per key even when the reference table repeats a key (publishOps warns).
-  SELECT s.*
+  SELECT s.service_id, s.service_name, s.category
   FROM `my-project.reference_dataset.services` AS s
   WHERE s.service_id IS NOT NULL
   QUALIFY ROW_NUMBER() OVER (PARTITION BY s.service_id ORDER BY s.service_name DESC NULLS LAST, s.category DESC NULLS LAST) = 1
 ),
 agents AS (
-  SELECT a.*
+  SELECT a.agent_code, a.agent_name, a.region
   FROM `my-project.reference_dataset.agents` AS a
   WHERE a.agent_code IS NOT NULL
   QUALIFY ROW_NUMBER() OVER (PARTITION BY a.agent_code ORDER BY a.agent_name DESC NULLS LAST, a.region DESC NULLS LAST) = 1

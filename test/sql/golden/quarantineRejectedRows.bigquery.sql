@@ -1,6 +1,24 @@
 MERGE INTO `my-project.consolidated_dataset.quarantine` AS Q
 USING (
-WITH ussd AS (
+WITH ussd_rows AS (
+  SELECT u.* FROM `my-project.source_dataset.ussd_operations` AS u WHERE u.source_timestamp > @window_from AND u.source_timestamp <= @window_to
+  UNION ALL
+  SELECT u.* FROM `my-project.source_dataset.ussd_operations` AS u WHERE u.source_timestamp IS NULL
+  UNION ALL
+  SELECT u.* FROM `my-project.source_dataset.ussd_operations` AS u WHERE u.source_timestamp >= @timestamp_min AND u.source_timestamp < @valid_from
+  UNION ALL
+  SELECT u.* FROM `my-project.source_dataset.ussd_operations` AS u WHERE u.source_timestamp > @valid_to AND u.source_timestamp <= @timestamp_max
+),
+transaction_rows AS (
+  SELECT t.* FROM `my-project.source_dataset.transactiongu` AS t WHERE t.updated_at > @window_from AND t.updated_at <= @window_to
+  UNION ALL
+  SELECT t.* FROM `my-project.source_dataset.transactiongu` AS t WHERE t.updated_at IS NULL
+  UNION ALL
+  SELECT t.* FROM `my-project.source_dataset.transactiongu` AS t WHERE t.updated_at >= @timestamp_min AND t.updated_at < @valid_from
+  UNION ALL
+  SELECT t.* FROM `my-project.source_dataset.transactiongu` AS t WHERE t.updated_at > @valid_to AND t.updated_at <= @timestamp_max
+),
+ussd AS (
   SELECT
     CASE
       WHEN u.operation_id IS NULL OR REGEXP_CONTAINS(u.operation_id, @blank_pattern) THEN 'MISSING_OPERATION_ID'
@@ -15,7 +33,7 @@ WITH ussd AS (
     END AS placed_at,
     u.operation_id, u.transaction_ref, u.created_at, u.source_timestamp,
     TO_HEX(MD5(TO_JSON_STRING(u))) AS row_fingerprint
-  FROM `my-project.source_dataset.ussd_operations` AS u
+  FROM ussd_rows AS u
 ),
 transactions AS (
   SELECT
@@ -27,7 +45,7 @@ transactions AS (
     CASE WHEN t.updated_at >= @valid_from AND t.updated_at <= @valid_to THEN t.updated_at END AS placed_at,
     t.transaction_id, t.updated_at,
     TO_HEX(MD5(TO_JSON_STRING(t))) AS row_fingerprint
-  FROM `my-project.source_dataset.transactiongu` AS t
+  FROM transaction_rows AS t
 )
 SELECT DISTINCT 'ussd_operations' AS source_table, reason, operation_id, transaction_ref, CAST(NULL AS STRING) AS transaction_id,
   created_at, source_timestamp, CAST(NULL AS TIMESTAMP) AS updated_at, row_fingerprint

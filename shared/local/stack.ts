@@ -131,6 +131,7 @@ export class LocalStack {
       }),
       launcher: faults.launcher(runner),
       clock,
+      leaseClock: { now: () => new Date() },
       logger,
     };
     registerFunctions(buildHandlers(deps));

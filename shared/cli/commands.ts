@@ -1,20 +1,17 @@
 import { join, resolve } from 'node:path';
 import { Option } from 'commander';
-import { FolderObjectStore } from '../local/folder-store';
-import { parseFaults } from '../local/faults';
 import { parseDuration } from '../duration';
 import { errorMessage } from '../errors';
-import { stateBucketStore } from '../gcp/operator';
 import { CliError, EXIT } from './exit';
 import { jsonDocument } from './json';
-import { readIdsFile, reconcileCommand, replayCommand, statusCommand, type OperationOptions } from './operations';
+import type { OperationOptions } from './operations';
 import { connectionOptions, durationArg, timeArg, examples, FAULTS_HELP, jsonOption, nowOption, positiveIntArg, type CommandSpec, type Io } from './program';
-import { pruneBatches } from './prune';
-import { runCommand } from './run';
-import { warehouseOf } from './session';
 import { resolveSettings, type ConnectionFlags } from './settings';
-import { formatRows, querySql } from './sql';
 import { checkOwner, folderNow, readOwner, requireStateFolder } from './state-folder';
+
+// The chain, DuckDB and the Google Cloud clients load only when a command runs, so that help,
+// version and usage errors answer at once.
+const operations = () => require('./operations') as typeof import('./operations');
 
 /**
  * The commands of `consolidate`, one entry each. Wiring another one is an entry here: its
@@ -74,6 +71,8 @@ const run: CommandSpec = {
   async run(flags, io) {
     const options = operationOptions(flags, io);
     localOnly(options, 'run', 'on Google Cloud, Cloud Scheduler runs the chain (`gcloud scheduler jobs run <name_prefix>-publish-ops --location REGION` starts a cycle now).');
+    const { parseFaults } = (require('../local/faults') as typeof import('../local/faults'));
+    const { runCommand } = (require('./run') as typeof import('./run'));
     let faults;
     try {
       faults = flags.inject === undefined ? undefined : parseFaults(String(flags.inject));
@@ -119,7 +118,7 @@ const status: CommandSpec = {
   },
   async run(flags, io) {
     const json = flags.json === true;
-    const { code, report } = await statusCommand({ ...operationOptions(flags, io), limit: flags.limit as number, json });
+    const { code, report } = await operations().statusCommand({ ...operationOptions(flags, io), limit: flags.limit as number, json });
     if (json) io.out(jsonDocument('status', code, { status: report }));
     return code;
   },
@@ -139,7 +138,7 @@ const reconcile: CommandSpec = {
     examples(command, ['consolidate reconcile', 'consolidate reconcile --backend gcp --profile prod']);
   },
   async run(flags, io) {
-    return reconcileCommand(operationOptions(flags, io));
+    return operations().reconcileCommand(operationOptions(flags, io));
   },
 };
 
@@ -163,6 +162,7 @@ const replay: CommandSpec = {
   },
   async run(flags, io) {
     const options = operationOptions(flags, io);
+    const { readIdsFile, replayCommand } = operations();
     const from = flags.from as Date | undefined;
     const to = flags.to as Date | undefined;
     if (flags.idsFile !== undefined) return replayCommand({ ...options, body: { ids: readIdsFile(String(flags.idsFile)) } });
@@ -189,15 +189,16 @@ const prune: CommandSpec = {
   async run(flags, io) {
     const options = operationOptions(flags, io);
     const { config } = options;
+    const { pruneBatches } = (require('./prune') as typeof import('./prune'));
     let store;
     let now = options.now ?? new Date();
-    if (config.backend === 'gcp') store = stateBucketStore(config);
+    if (config.backend === 'gcp') store = (require('../gcp/operator') as typeof import('../gcp/operator')).stateBucketStore(config);
     else {
       const stateDir = resolve(config.stateDir);
       requireStateFolder(stateDir);
-      if (config.warehouseFile) checkOwner(stateDir, warehouseOf(config).warehouseFile);
+      if (config.warehouseFile) checkOwner(stateDir, (require('./session') as typeof import('./session')).warehouseOf(config).warehouseFile);
       if (!options.now) now = folderNow(readOwner(stateDir)).now;
-      store = new FolderObjectStore(join(stateDir, 'bucket'));
+      store = new (require('../local/folder-store') as typeof import('../local/folder-store')).FolderObjectStore(join(stateDir, 'bucket'));
     }
     const dryRun = flags.dryRun === true;
     const result = await pruneBatches(store, now, flags.olderThan as number, dryRun);
@@ -224,6 +225,8 @@ const sql: CommandSpec = {
   async run(flags, io, args) {
     const options = operationOptions(flags, io);
     localOnly(options, 'sql', 'on Google Cloud, query BigQuery (`bq query --use_legacy_sql=false "SELECT ..."`).');
+    const { formatRows, querySql } = (require('./sql') as typeof import('./sql'));
+    const { warehouseOf } = (require('./session') as typeof import('./session'));
     const { columns, rows } = await querySql(warehouseOf(options.config).warehouseFile, args[0]);
     if (flags.json) io.out(jsonDocument('sql', EXIT.ok, { columns, rows }));
     else for (const line of formatRows(columns, rows)) io.out(line);

@@ -13,7 +13,7 @@ import { FolderObjectStore } from '../local/folder-store';
 import { StackClock, type LocalStack } from '../local/stack';
 import { CliError, EXIT } from './exit';
 import { formatCycle } from './report';
-import { openSession, startStack, warehouseOf, type SessionOptions } from './session';
+import { announceLeaseTakeover, openSession, startStack, warehouseOf, type SessionOptions } from './session';
 import { checkOwner, folderNow, readOwner, recordRunClock, requireStateFolder } from './state-folder';
 import { formatStatus, readStatus, statusExitCode, type StatusReport } from './status';
 
@@ -153,6 +153,7 @@ async function withStack(options: OperationOptions, work: (stack: LocalStack) =>
   const clock = new StackClock();
   clock.set(options.now);
   const session = openSession(options);
+  await announceLeaseTakeover(session, options.config, options.out);
   const stack = await startStack(session, options, clock);
   try {
     return await work(stack);

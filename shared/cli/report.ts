@@ -68,7 +68,8 @@ export function formatTotals(t: RunTotals): string[] {
   const header = ['cycles', 'merged', 'empty', 'failed', 'IDs', 'inserted', 'updated', 'unchanged', 'rejected rows', 'time'];
   const values = [t.cycles, t.merged, t.empty, t.failed, t.ids, t.inserted, t.updated, t.unchanged, t.rejectedRows].map(String).concat(ms(t.elapsedMs));
   const widths = header.map((h, i) => Math.max(h.length, values[i].length));
-  return ['Totals', `  ${header.map((h, i) => h.padEnd(widths[i])).join('  ')}`, `  ${values.map((v, i) => v.padEnd(widths[i])).join('  ')}`];
+  const row = (cells: string[]) => `  ${cells.map((c, i) => c.padEnd(widths[i])).join('  ')}`.trimEnd();
+  return ['Totals', row(header), row(values)];
 }
 
 /**

@@ -12,7 +12,7 @@ import { StackClock, type LocalStack } from '../local/stack';
 import { CliError, EXIT } from './exit';
 import { Interrupt } from './interrupt';
 import { emptyTotals, addToTotals, formatCycle, formatTotals, ProgressLine, type RunTotals } from './report';
-import { openSession, startStack, type Session, type SessionOptions } from './session';
+import { announceLeaseTakeover, openSession, startStack, type Session, type SessionOptions } from './session';
 import { recordRunClock } from './state-folder';
 
 export interface RunOptions extends SessionOptions {
@@ -86,6 +86,7 @@ export async function runCommand(options: RunOptions): Promise<RunOutcome> {
   const isDemo = session.demoWarehouse || (await probeDemo(session));
   const target = options.now ?? (isDemo ? new Date((demoEndAt ?? demoEnd()).getTime() + config.safetyLagMs) : undefined);
   if (target) checkAhead(target, config, options);
+  await announceLeaseTakeover(session, config, out);
 
   const interrupt = new Interrupt(options.mode === 'watch' ? 'Stopping after the current cycle (Ctrl-C again quits at once).' : 'Stopping after the current cycle; the next run resumes from the watermark (Ctrl-C again quits at once).', options.err);
   const progress = new ProgressLine(options.progress, options.tty, options.err);

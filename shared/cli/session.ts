@@ -6,6 +6,8 @@ import type { FaultPlan } from '../local/faults';
 import { emulatorPublisher } from '../local/pubsub-emulator';
 import { LocalStack, StackClock } from '../local/stack';
 import type { Logger } from '../ports';
+import { describeHolder, leaseStanding, readLease } from '../lease';
+import { FolderObjectStore } from '../local/folder-store';
 import { CliError } from './exit';
 import { bindOwner, ensureStateFolder } from './state-folder';
 
@@ -93,5 +95,13 @@ export async function startStack(session: Session, options: SessionOptions, cloc
     const message = error instanceof Error ? error.message : String(error);
     if (/does not hold the source tables of the data contract/.test(message)) throw new CliError(message);
     throw new CliError(/lock/i.test(message) ? `${message} (another process has the warehouse open: wait for it, or stop it)` : message, 1);
+  }
+}
+
+/** Says so before a run takes over the lease of a local holder whose process is gone (an interrupted run). */
+export async function announceLeaseTakeover(session: Session, config: Config, out: (line: string) => void): Promise<void> {
+  const lease = await readLease({ store: new FolderObjectStore(join(session.stateDir, 'bucket')), object: config.leaseObject });
+  if (lease && leaseStanding(lease, new Date(), true) === 'holder-gone') {
+    out(`The lease of ${describeHolder(lease)} is taken over: that process is no longer running (an interrupted run).`);
   }
 }

@@ -33,8 +33,9 @@ import { duckdbCreateTable, duckdbType } from '../schema';
  * (a DuckDB file can be opened by one process only); every operation takes its own connection
  * from a small pool, so concurrent calls run concurrently, and every connection runs in UTC.
  *
- * Values come back as plain JSON values: TIMESTAMP/TIMESTAMPTZ as ISO strings with milliseconds
- * ('2026-01-15T10:20:00.000Z'; microseconds are truncated), DATE as 'YYYY-MM-DD', DECIMAL
+ * Values come back as plain JSON values: TIMESTAMP/TIMESTAMPTZ as ISO strings with milliseconds,
+ * or microseconds when they have them, as the BigQuery adapter gives them ('2026-01-15T10:20:00.000Z',
+ * '2026-01-15T10:20:00.123456Z'), DATE as 'YYYY-MM-DD', DECIMAL
  * (BigQuery NUMERIC) as its shortest exact decimal string ('1500', '1500.5', '-0.000000001'),
  * every integer type as a number, lists as arrays, structs as objects, NULL as null.
  */
@@ -458,11 +459,13 @@ function rowObject(names: string[], values: DuckDBValue[]): Row {
   return row;
 }
 
-/** Epoch microseconds to an ISO string (milliseconds; floor, so times before 1970 round down too). */
+/** Epoch microseconds to an ISO string (milliseconds, or microseconds when it has them; floor, so times before 1970 round down too). */
 function isoFromMicros(micros: bigint): string {
   const millis = micros / 1000n - (micros % 1000n < 0n ? 1n : 0n);
   const date = new Date(Number(millis));
-  return Number.isNaN(date.getTime()) ? (micros > 0n ? 'infinity' : '-infinity') : date.toISOString();
+  if (Number.isNaN(date.getTime())) return micros > 0n ? 'infinity' : '-infinity';
+  const extra = micros - millis * 1000n;
+  return extra === 0n ? date.toISOString() : date.toISOString().replace(/Z$/, `${String(extra).padStart(3, '0')}Z`);
 }
 
 /** A DECIMAL's exact value without trailing fractional zeros. */

@@ -293,19 +293,25 @@ export async function runPlan(warehouse: DuckDbWarehouse, plan: PipelinePlan): P
   return write(warehouse, plan.write, select);
 }
 
+/** Quotes an identifier for the engine that runs the composed SELECT. */
+export type QuoteIdentifier = (name: string) => string;
+
+const duckdbQuote: QuoteIdentifier = (name) => `"${name}"`;
+
 /**
  * The plan's read and transforms as one SELECT, each step a CTE over the previous one;
  * `describe` gives the columns of the steps so far (a MapToFields keeps or drops them by name).
+ * `quote` quotes the step and field names (DuckDB's double quotes unless given; GoogleSQL backticks).
  */
-export async function planSelect(plan: PipelinePlan, describe: (ctes: string[], step: ReadStep | MapStep) => Promise<string[]>): Promise<string> {
-  const ctes = [`"step_0" AS (\n${plan.read.query}\n)`];
+export async function planSelect(plan: PipelinePlan, describe: (ctes: string[], step: ReadStep | MapStep) => Promise<string[]>, quote: QuoteIdentifier = duckdbQuote): Promise<string> {
+  const ctes = [`${quote('step_0')} AS (\n${plan.read.query}\n)`];
   let columns = await describe(ctes, plan.read);
   for (const map of plan.maps) {
-    const input = `"step_${ctes.length - 1}"`;
-    ctes.push(`"step_${ctes.length}" AS (\n${mapSelect(map, columns, input)}\n)`);
+    const input = quote(`step_${ctes.length - 1}`);
+    ctes.push(`${quote(`step_${ctes.length}`)} AS (\n${mapSelect(map, columns, input, quote)}\n)`);
     columns = await describe(ctes, map);
   }
-  return `WITH ${ctes.join(',\n')}\nSELECT * FROM "step_${ctes.length - 1}"`;
+  return `WITH ${ctes.join(',\n')}\nSELECT * FROM ${quote(`step_${ctes.length - 1}`)}`;
 }
 
 /** The output columns of the steps so far; a failure is reported as the transform's. */
@@ -321,14 +327,14 @@ export async function columnsOf(connection: DuckDBConnection, ctes: string[], st
   }
 }
 
-function mapSelect(map: MapStep, input: string[], from: string): string {
+function mapSelect(map: MapStep, input: string[], from: string, quote: QuoteIdentifier): string {
   const where = `Transform "${map.name}" (MapToFields)`;
   const missing = map.drop.filter((d) => !input.includes(d));
   if (missing.length > 0) throw new Error(`${where}: cannot drop ${missing.join(', ')}: not in its input (${input.join(', ')})`);
   const kept = map.append ? input.filter((c) => !map.drop.includes(c)) : [];
   const clash = map.fields.find(([field]) => kept.includes(field));
   if (clash) throw new Error(`${where}: field ${clash[0]} already exists in its input; drop it or use append: false`);
-  const list = [...kept.map((c) => `"${c}"`), ...map.fields.map(([field, expression]) => `(${expression}) AS "${field}"`)];
+  const list = [...kept.map(quote), ...map.fields.map(([field, expression]) => `(${expression}) AS ${quote(field)}`)];
   return `SELECT\n  ${list.join(',\n  ')}\nFROM ${from}`;
 }
 

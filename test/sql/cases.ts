@@ -1,0 +1,130 @@
+/**
+ * Every BigQuery statement the chain can send, in every variant that changes its SQL or its
+ * parameters. The golden test (statements.test.ts), the GoogleSQL analysis (googlesql.test.ts)
+ * and the differential evaluation (differential.test.ts) all read this list.
+ *
+ * To add a statement: export it from a module of shared/sql/ (statement(dialect, tables, values)),
+ * then add one entry per variant here: `statement` is the exported function's name, `variant`
+ * says what differs, `render` builds it for a dialect with the tables of TABLES (add a table there
+ * if it is new, with its schema). The coverage test fails until every exported statement function
+ * of shared/sql/ has a case. `golden: true` on one variant pins its BigQuery text in
+ * test/sql/golden/<statement>.bigquery.sql (`UPDATE_GOLDEN=1` rewrites it).
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { BigQueryWarehouse } from '../../shared/gcp/bigquery-warehouse';
+import { parsePipeline, planSelect, renderJinja, type PipelinePlan } from '../../shared/local/pipeline-runner';
+import type { SchemaField, Statement, TableRef } from '../../shared/ports';
+import { loadSchema, type SchemaName } from '../../shared/schema';
+import { bigqueryDialect, type SqlDialect } from '../../shared/sql/dialect';
+import * as statements from '../../shared/sql/statements';
+import { analyze, type Catalog } from '../support/googlesql';
+
+export const PROJECT = 'my-project';
+export const BATCH_ID = '20260115T102000Z-1a2b3c';
+const SLUG = '20260115t102000z_1a2b3c';
+
+/** The tables the statements run on, with the schema each has (the enriched table's is the pipeline's output). */
+export const TABLES = {
+  ussd: { ref: { dataset: 'source_dataset', table: 'ussd_operations' }, schema: 'ussd_operations' },
+  transactions: { ref: { dataset: 'source_dataset', table: 'transactiongu' }, schema: 'transactiongu' },
+  services: { ref: { dataset: 'reference_dataset', table: 'services' }, schema: 'services' },
+  agents: { ref: { dataset: 'reference_dataset', table: 'agents' }, schema: 'agents' },
+  consolidated: { ref: { dataset: 'consolidated_dataset', table: 'consolidated_table' }, schema: 'consolidated_table' },
+  ids: { ref: { dataset: 'consolidation_staging', table: `ids_${SLUG}` }, schema: 'batch_ids' },
+  params: { ref: { dataset: 'consolidation_staging', table: `params_${SLUG}` }, schema: 'batch_params' },
+  enriched: { ref: { dataset: 'consolidation_staging', table: `enriched_${SLUG}` }, schema: 'pipeline output' },
+} as const satisfies Record<string, { ref: TableRef; schema: SchemaName | 'pipeline output' }>;
+
+export type TableKey = keyof typeof TABLES;
+
+const source = { ussd: TABLES.ussd.ref, transactions: TABLES.transactions.ref };
+const window = { from: '2026-01-15T09:45:00.000Z', to: '2026-01-15T10:20:00.000Z' };
+const replayWindow = { from: '2026-01-14T22:00:00.000Z', to: '2026-01-15T02:30:00.000Z' };
+
+export interface StatementCase {
+  /** The exported statement function's name. */
+  statement: string;
+  /** What this variant exercises. */
+  variant: string;
+  render: (d: SqlDialect) => Statement;
+  /** This variant's BigQuery text is pinned in test/sql/golden/<statement>.bigquery.sql. */
+  golden?: boolean;
+}
+
+const merge = (force: boolean, days: string[]) => (d: SqlDialect) =>
+  statements.mergeEnriched(d, { target: TABLES.consolidated.ref, enriched: TABLES.enriched.ref }, { batchId: BATCH_ID, consolidatedAt: '2026-01-15T10:31:07.000Z', days, force });
+
+export const CASES: StatementCase[] = [
+  { statement: 'changedOperationIds', variant: 'scheduled window', golden: true, render: (d) => statements.changedOperationIds(d, source, window) },
+  { statement: 'changedOperationIds', variant: 'replay window across midnight', render: (d) => statements.changedOperationIds(d, source, replayWindow) },
+  { statement: 'rejectedRowCounts', variant: 'scheduled window', golden: true, render: (d) => statements.rejectedRowCounts(d, source, window) },
+  { statement: 'createBatchParams', variant: 'batch', golden: true, render: (d) => statements.createBatchParams(d, TABLES.params.ref, { batchId: BATCH_ID, windowTo: window.to }) },
+  { statement: 'enrichedProfile', variant: 'batch', golden: true, render: (d) => statements.enrichedProfile(d, TABLES.enriched.ref) },
+  { statement: 'mergeEnriched', variant: 'scheduled, two days', golden: true, render: merge(false, ['2026-01-14', '2026-01-15']) },
+  { statement: 'mergeEnriched', variant: 'replay (forced), one day', render: merge(true, ['2026-01-15']) },
+  { statement: 'mergeEnriched', variant: 'scheduled, no day (empty array)', render: merge(false, []) },
+  { statement: 'mergeEnriched', variant: 'replay (forced), no day (empty array)', render: merge(true, []) },
+  { statement: 'consolidatedStatusCounts', variant: 'target', golden: true, render: (d) => statements.consolidatedStatusCounts(d, TABLES.consolidated.ref) },
+];
+
+/** Exported functions of shared/sql/ that build no statement (dialects and their choice). */
+export const NOT_STATEMENTS = ['bigqueryDialect', 'dialectOf'];
+
+export const bigquery = bigqueryDialect(PROJECT);
+
+/** `project.dataset.table` (no backticks), as the GoogleSQL catalog names a table. */
+export function bigqueryName(ref: TableRef): string {
+  return `${PROJECT}.${ref.dataset}.${ref.table}`;
+}
+
+/** The schema of a table of TABLES; the enriched table's is given by the caller (the pipeline's output). */
+export function schemaOf(key: TableKey, enriched: SchemaField[]): SchemaField[] {
+  const { schema } = TABLES[key];
+  return schema === 'pipeline output' ? enriched : loadSchema(schema);
+}
+
+export const PIPELINE_FILE = join(__dirname, '..', '..', 'shared', 'pipeline', 'consolidation.yaml');
+
+/**
+ * The pipeline file's jinja variables as launchDataflow sets them, with `qualify` of a warehouse.
+ * The output table is not SQL: it is given as schema.table, the form the local runner's parser takes.
+ */
+export function pipelineVariables(names: { qualify(ref: TableRef): string }): Record<string, string> {
+  return {
+    ids_table: names.qualify(TABLES.ids.ref),
+    params_table: names.qualify(TABLES.params.ref),
+    ussd_table: names.qualify(TABLES.ussd.ref),
+    transactions_table: names.qualify(TABLES.transactions.ref),
+    services_table: names.qualify(TABLES.services.ref),
+    agents_table: names.qualify(TABLES.agents.ref),
+    output_table: `${TABLES.enriched.ref.dataset}.${TABLES.enriched.ref.table}`,
+  };
+}
+
+/** The pipeline file, rendered with the variables and parsed as the local runner parses it. */
+export function pipelinePlan(variables: Record<string, string>): PipelinePlan {
+  return parsePipeline(parseYaml(renderJinja(readFileSync(PIPELINE_FILE, 'utf8'), variables, PIPELINE_FILE)), PIPELINE_FILE);
+}
+
+/** Names as the BigQuery adapter gives them to the pipeline (no client call is made). */
+const bigqueryNames = new BigQueryWarehouse({ bigquery: undefined as never, storage: undefined as never, project: PROJECT, location: 'EU' });
+
+export function catalogWith(enriched: SchemaField[]): Catalog {
+  return Object.fromEntries((Object.keys(TABLES) as TableKey[]).map((key) => [bigqueryName(TABLES[key].ref), schemaOf(key, enriched)]));
+}
+
+/** The enrichment as one GoogleSQL query (read, then each MapToFields as a CTE) and its output columns. */
+export async function analyzedEnrichment(): Promise<{ readQuery: string; query: string; output: SchemaField[] }> {
+  const plan = pipelinePlan(pipelineVariables(bigqueryNames));
+  const catalog = catalogWith([]);
+  await analyze(plan.read.query, {}, catalog);
+  const query = await planSelect(
+    plan,
+    async (ctes) => (await analyze(`WITH ${ctes.join(',\n')}\nSELECT * FROM \`step_${ctes.length - 1}\``, {}, catalog)).map((c) => c.name),
+    (name) => `\`${name}\``,
+  );
+  const output = (await analyze(query, {}, catalog)).map((c): SchemaField => ({ name: c.name, type: c.type, mode: 'NULLABLE' }));
+  return { readQuery: plan.read.query, query, output };
+}

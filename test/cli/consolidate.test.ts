@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { consolidate, dump, startConsolidate, userWarehouse } from '../support/cli';
@@ -27,6 +27,11 @@ describe('consolidate (the CLI)', function () {
   beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'cli-'))));
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
   const run = (args: string[], env: Record<string, string> = {}) => consolidate(args, { cwd: dir, env });
+  /** A watermark left by an earlier run (a plain file is an object of the folder store). */
+  const watermark = (at: string) => {
+    mkdirSync(join(dir, '.consolidation', 'bucket'), { recursive: true });
+    writeFileSync(join(dir, '.consolidation', 'bucket', 'last_timestamp.txt'), at);
+  };
 
   it('run --once on a warehouse it did not create: consolidates, leaves the sources as they were, exits 0; --json gives the documented shape', async () => {
     const file = join(dir, 'mine.duckdb');
@@ -177,7 +182,8 @@ describe('consolidate (the CLI)', function () {
 
   it('catch-up: empty windows collapse into one line, one progress line (window k of N), the totals at the end', async () => {
     await userWarehouse(join(dir, 'w.duckdb'));
-    const { code, stdout, stderr } = await run(['run', '--warehouse', 'w.duckdb', '--now', NOW, '--every', '2h', '--progress'], { INITIAL_WATERMARK: '2026-04-30T09:00:00Z' });
+    watermark('2026-04-30T08:30:00Z');
+    const { code, stdout, stderr } = await run(['run', '--warehouse', 'w.duckdb', '--now', NOW, '--every', '2h', '--progress']);
     assert.equal(code, 0, stdout + stderr);
     assert.match(stdout, /^cycles 1–12: 12 windows with no operation changed \(.*\)$/m);
     assert.match(stdout, /^cycle 13: batch .* 3 IDs in 1 chunk$/m);
@@ -211,8 +217,8 @@ describe('consolidate (the CLI)', function () {
 
   it('catch-up: the first Ctrl-C stops at the next safe point and says so (exit 130); the next run resumes', async () => {
     await userWarehouse(join(dir, 'w.duckdb'));
-    const env = { INITIAL_WATERMARK: '2026-04-01T09:00:00Z' };
-    const child = startConsolidate(['run', '--warehouse', 'w.duckdb', '--now', NOW, '--every', '6h', '--progress'], { cwd: dir, env });
+    watermark('2026-04-01T09:00:00Z');
+    const child = startConsolidate(['run', '--warehouse', 'w.duckdb', '--now', NOW, '--every', '6h', '--progress'], { cwd: dir });
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (c) => (stdout += c));
@@ -228,7 +234,7 @@ describe('consolidate (the CLI)', function () {
     assert.match(stderr, /Stopping after the current cycle; the next run resumes from the watermark/);
     assert.match(stdout, /Stopped at your request after \d+ cycle\(s\)/);
     assert.match(stdout, /^Totals$/m);
-    const resumed = await run(['run', '--warehouse', 'w.duckdb', '--now', NOW, '--every', '6h'], env);
+    const resumed = await run(['run', '--warehouse', 'w.duckdb', '--now', NOW, '--every', '6h']);
     assert.equal(resumed.code, 0, resumed.stdout + resumed.stderr);
     assert.match(resumed.stdout, /Caught up/);
     assert.doesNotMatch(resumed.stdout, /lease/i, 'the interrupted run gave its lease back');

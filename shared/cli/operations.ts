@@ -150,16 +150,19 @@ function gcpDependencies(options: OperationOptions): ChainDependencies {
 
 /** Starts the local stack with the command's clock, runs `work` on it, stops it. */
 async function withStack(options: OperationOptions, work: (stack: LocalStack) => Promise<number>): Promise<number> {
-  const clock = new StackClock();
-  clock.set(options.now);
   const session = openSession(options);
+  // Without --now, a folder whose runs were simulated stays in its clock, so its batches' times agree.
+  const folder = folderNow(readOwner(session.stateDir));
+  const now = options.now ?? (folder.simulated ? folder.now : undefined);
+  const clock = new StackClock();
+  clock.set(now);
   await announceLeaseTakeover(session, options.config, options.out);
   const stack = await startStack(session, options, clock);
   try {
     return await work(stack);
   } finally {
     await stack.stop();
-    recordRunClock(session.stateDir, options.now);
+    recordRunClock(session.stateDir, now);
   }
 }
 

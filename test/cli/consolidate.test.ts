@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { consolidate, dump, startConsolidate, userWarehouse } from '../support/cli';
+import { consolidate, dump, follow, startConsolidate, userWarehouse } from '../support/cli';
 
 const SOURCE_DUMP = `SELECT 'u' AS t, COUNT(*) AS n, SUM(hash(operation_id, status, source_timestamp)) AS h FROM main.ussd_operations
   UNION ALL SELECT 'x', COUNT(*), SUM(hash(transaction_id, status, updated_at)) FROM main.transactiongu
@@ -194,21 +194,15 @@ describe('consolidate (the CLI)', function () {
 
   it('run --watch on a new demo warehouse: the warehouse is free between cycles; Ctrl-C stops after the current cycle, exit 0', async () => {
     const child = startConsolidate(['run', '--watch', '--every', '4s', '--demo-rows', '300', '--progress'], { cwd: dir });
-    let stdout = '';
-    let stderr = '';
-    child.stderr!.on('data', (c) => (stderr += c));
-    const closed = new Promise<number>((done) => child.on('close', (code) => done(code ?? -1)));
-    await new Promise<void>((firstCycle) =>
-      child.stdout!.on('data', (c) => {
-        stdout += c;
-        if (/^cycle 1: /m.test(stdout) && /total \d+/.test(stdout)) firstCycle();
-      }),
-    );
+    const { output, closed, waitFor } = follow(child);
+    await waitFor('stdout', /^cycle 1: [\s\S]*total \d+/m);
     await new Promise((r) => setTimeout(r, 500));
     const reader = await run(['sql', 'SELECT COUNT(*) AS n FROM consolidated_dataset.consolidated_table']);
     assert.equal(reader.code, 0, `the warehouse is open to others between cycles: ${reader.stderr}`);
     child.kill('SIGINT');
-    assert.equal(await closed, 0, stdout + stderr);
+    const code = await closed;
+    const { stdout, stderr } = output;
+    assert.equal(code, 0, stdout + stderr);
     assert.match(stderr, /Creating the demo warehouse: 0 of 300 operations/);
     assert.match(stdout, /Demo warehouse created at .*demo\.duckdb: 300 operations/);
     assert.match(stdout, /Watching: a cycle every 4s; the warehouse is open only during a cycle/);
@@ -219,18 +213,12 @@ describe('consolidate (the CLI)', function () {
     await userWarehouse(join(dir, 'w.duckdb'));
     watermark('2026-04-01T09:00:00Z');
     const child = startConsolidate(['run', '--warehouse', 'w.duckdb', '--now', NOW, '--every', '6h', '--progress'], { cwd: dir });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (c) => (stdout += c));
-    const closed = new Promise<number>((done) => child.on('close', (code) => done(code ?? -1)));
-    await new Promise<void>((started) =>
-      child.stderr!.on('data', (c) => {
-        stderr += c;
-        if (/window 2 of/.test(stderr)) started();
-      }),
-    );
+    const { output, closed, waitFor } = follow(child);
+    await waitFor('stderr', /window 2 of/);
     child.kill('SIGINT');
-    assert.equal(await closed, 130, stdout + stderr);
+    const code = await closed;
+    const { stdout, stderr } = output;
+    assert.equal(code, 130, stdout + stderr);
     assert.match(stderr, /Stopping after the current cycle; the next run resumes from the watermark/);
     assert.match(stdout, /Stopped at your request after \d+ cycle\(s\)/);
     assert.match(stdout, /^Totals$/m);

@@ -63,3 +63,26 @@ export async function dump(file: string, sql: string): Promise<Record<string, un
     await warehouse.close();
   }
 }
+
+/** Follows a running `consolidate`: its output so far, its exit, and a wait for a line on one stream. */
+export function follow(child: ChildProcess): { output: { stdout: string; stderr: string }; closed: Promise<number>; waitFor: (stream: 'stdout' | 'stderr', pattern: RegExp) => Promise<void> } {
+  const output = { stdout: '', stderr: '' };
+  const waiters: { stream: 'stdout' | 'stderr'; pattern: RegExp; done: () => void }[] = [];
+  const check = () => {
+    for (const w of [...waiters]) {
+      if (w.pattern.test(output[w.stream])) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.done();
+      }
+    }
+  };
+  child.stdout!.on('data', (c) => ((output.stdout += c), check()));
+  child.stderr!.on('data', (c) => ((output.stderr += c), check()));
+  const closed = new Promise<number>((done) => child.on('close', (code) => done(code ?? -1)));
+  const waitFor = (stream: 'stdout' | 'stderr', pattern: RegExp) =>
+    new Promise<void>((done) => {
+      waiters.push({ stream, pattern, done });
+      check();
+    });
+  return { output, closed, waitFor };
+}

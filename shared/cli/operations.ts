@@ -4,7 +4,7 @@ import { reconcileUnderLease, type ReconcileAction } from '../../functions/recon
 import type { ChainDependencies } from '../../functions/dependencies';
 import { BatchStore } from '../batch';
 import type { Config } from '../config';
-import { ConflictError, errorMessage } from '../errors';
+import { errorMessage } from '../errors';
 import { composeGoogleCloud } from '../gcp/compose';
 import { callPublishOps, defaultIdentityTokens, stateBucketStore, type IdentityTokens } from '../gcp/operator';
 import { JsonLogger } from '../logger';
@@ -166,4 +166,3 @@ async function withStack(options: OperationOptions, work: (stack: LocalStack) =>
   }
 }
 
-export { ConflictError };

@@ -129,7 +129,7 @@ export async function runCommand(options: RunOptions): Promise<RunOutcome> {
 
   try {
     if (options.mode === 'watch') {
-      await watch(options, session, clock, interrupt, async (n) => {
+      await watch(options, interrupt, async (n) => {
         // The warehouse is open only while a cycle runs, so other readers and commands can use it in between.
         const s = await startStack(session, options, clock);
         try {
@@ -324,7 +324,7 @@ async function settleOpenBatches(stack: LocalStack, watermark: Date, everyMs: nu
   }
 }
 
-async function watch(options: RunOptions, _session: Session, _clock: StackClock, interrupt: Interrupt, cycle: (n: number) => Promise<void>): Promise<void> {
+async function watch(options: RunOptions, interrupt: Interrupt, cycle: (n: number) => Promise<void>): Promise<void> {
   options.out(`Watching: a cycle every ${formatDuration(options.everyMs)}; the warehouse is open only during a cycle; Ctrl-C stops after the current cycle.`);
   for (let n = 1; !interrupt.stopping; n++) {
     const next = Date.now() + options.everyMs;

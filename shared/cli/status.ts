@@ -111,11 +111,12 @@ export async function readStatus(input: StatusInput): Promise<StatusReport> {
   }
   // The lease binds in real time whatever the folder's clock says, as the error of a refused run does.
   const standing = leaseStanding(lease, new Date(), input.localHolders);
+  const record = lease ? (({ generation: _generation, ...rest }) => rest)(lease) : undefined;
   return {
     state: input.where,
     clock: { now: now.toISOString(), simulated: input.simulated },
     watermark: watermark ? watermark.data.trim() : null,
-    lease: { standing, record: lease && (({ generation: _g, ...record }) => record)(lease) },
+    lease: { standing, record },
     batches: { total: ids.length, open: open.size, shown },
     attention: shown.filter((b) => b.attention).length,
   };

@@ -23,7 +23,7 @@ interface VariableSpec {
 export const VARIABLES = {
   CONSOLIDATION_BACKEND: { schema: z.enum(['local', 'gcp']), default: 'local', description: 'Adapters to use: `gcp` (BigQuery, Cloud Storage, Pub/Sub, Dataflow) or `local` (DuckDB, a folder, the local bus and runner).' },
   GCP_PROJECT: { schema: z.string().regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'must be a Google Cloud project ID'), description: 'Project of BigQuery, Pub/Sub and Dataflow (required with `gcp`).' },
-  REGION: { schema: z.string().regex(/^[a-z]+-[a-z]+\d$/, 'must be a region such as europe-west1'), default: 'europe-west1', description: 'Region of the Dataflow jobs and of the template.' },
+  REGION: { schema: z.string().regex(/^[a-z]+-[a-z]+\d{1,2}$/, 'must be a region such as europe-west1 or europe-west10'), default: 'europe-west1', description: 'Region of the Dataflow jobs and of the template.' },
   BIGQUERY_LOCATION: { schema: z.string().min(2), default: 'EU', description: 'Location of the BigQuery jobs (the datasets\' location).' },
   STATE_BUCKET: { schema: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/, 'must be a bucket name'), description: 'Bucket holding the watermark and the batches (required with `gcp`).' },
   STATE_DIR: { schema: z.string().min(1), default: '.consolidation', description: 'Local stack: folder standing in for the state bucket (also holds logs and dead letters).' },

@@ -60,4 +60,14 @@ resource "google_bigquery_table" "source" {
   table_id            = each.value.table
   schema              = file("${local.schema_dir}/${each.value.schema}.json")
   deletion_protection = false
+
+  dynamic "time_partitioning" {
+    for_each = each.value.partition_field == null ? [] : [each.value.partition_field]
+    content {
+      type  = "DAY"
+      field = time_partitioning.value
+    }
+  }
+
+  clustering = length(each.value.clustering) > 0 ? each.value.clustering : null
 }

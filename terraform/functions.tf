@@ -1,16 +1,12 @@
 # The four functions: one package (functions/index.ts registers all four entry points), built by
-# Cloud Build from the source archive, each deployed with its own entry point, identity and
-# trigger.
+# Cloud Build from the source archive, as the build service account, into the Terraform-managed
+# image repository (artifacts.tf), each deployed with its own entry point, identity and trigger.
 #
 # Sizing, the same reasoning for all four: memory 512Mi (0.33 vCPU) holds Node.js and the
 # BigQuery, Storage, Pub/Sub and Dataflow clients that every instance loads at start-up, with
 # room to spare; publishOps's own memory is bounded by PUBLISH_CONCURRENCY x CHUNK_SIZE IDs.
 # Instances scale to zero between cycles. Each request is handled alone (concurrency 1, the
 # default below one vCPU). Timeouts and instance caps follow what each function waits for.
-
-locals {
-  build_service_account = var.build_service_account != "" ? "projects/${var.project_id}/serviceAccounts/${var.build_service_account}" : null
-}
 
 # publishOps, HTTP, called by Cloud Scheduler every 20 minutes (scheduler.tf).
 resource "google_cloudfunctions2_function" "publish_ops" {
@@ -21,7 +17,8 @@ resource "google_cloudfunctions2_function" "publish_ops" {
   build_config {
     runtime         = var.function_runtime
     entry_point     = "publishOps"
-    service_account = local.build_service_account
+    service_account   = google_service_account.build.id
+    docker_repository = google_artifact_registry_repository.functions.id
     source {
       storage_source {
         bucket = google_storage_bucket.source.name
@@ -45,10 +42,11 @@ resource "google_cloudfunctions2_function" "publish_ops" {
     environment_variables          = local.function_environment
   }
 
-  depends_on = [google_project_service.enabled]
+  depends_on = [google_project_service.enabled, time_sleep.build_grants]
 }
 
-# collectIds, Pub/Sub trigger on the IDs topic.
+# collectIds, delivered the IDs topic's messages by a Terraform-managed push subscription
+# (pubsub.tf), which carries the dead-letter policy an Eventarc trigger cannot.
 resource "google_cloudfunctions2_function" "collect_ids" {
   name        = "${var.name_prefix}-collect-ids"
   location    = var.region
@@ -57,7 +55,8 @@ resource "google_cloudfunctions2_function" "collect_ids" {
   build_config {
     runtime         = var.function_runtime
     entry_point     = "collectIds"
-    service_account = local.build_service_account
+    service_account   = google_service_account.build.id
+    docker_repository = google_artifact_registry_repository.functions.id
     source {
       storage_source {
         bucket = google_storage_bucket.source.name
@@ -81,23 +80,10 @@ resource "google_cloudfunctions2_function" "collect_ids" {
     environment_variables          = local.function_environment
   }
 
-  event_trigger {
-    trigger_region        = var.region
-    event_type            = "google.cloud.pubsub.topic.v1.messagePublished"
-    pubsub_topic          = google_pubsub_topic.ids.id
-    retry_policy          = "RETRY_POLICY_RETRY"
-    service_account_email = google_service_account.triggers.email
-  }
-
-  depends_on = [
-    google_project_service.enabled,
-    google_project_iam_member.triggers_receive_events,
-    # Push deliveries carry a token the Pub/Sub agent signs as the triggers' account.
-    google_service_account_iam_member.pubsub_agent_signs_trigger_tokens,
-  ]
+  depends_on = [google_project_service.enabled, time_sleep.build_grants]
 }
 
-# launchDataflow, Pub/Sub trigger on the batches topic.
+# launchDataflow, delivered the batches topic's messages by a push subscription (pubsub.tf).
 resource "google_cloudfunctions2_function" "launch_dataflow" {
   name        = "${var.name_prefix}-launch-dataflow"
   location    = var.region
@@ -106,7 +92,8 @@ resource "google_cloudfunctions2_function" "launch_dataflow" {
   build_config {
     runtime         = var.function_runtime
     entry_point     = "launchDataflow"
-    service_account = local.build_service_account
+    service_account   = google_service_account.build.id
+    docker_repository = google_artifact_registry_repository.functions.id
     source {
       storage_source {
         bucket = google_storage_bucket.source.name
@@ -129,20 +116,7 @@ resource "google_cloudfunctions2_function" "launch_dataflow" {
     environment_variables          = local.function_environment
   }
 
-  event_trigger {
-    trigger_region        = var.region
-    event_type            = "google.cloud.pubsub.topic.v1.messagePublished"
-    pubsub_topic          = google_pubsub_topic.batches.id
-    retry_policy          = "RETRY_POLICY_RETRY"
-    service_account_email = google_service_account.triggers.email
-  }
-
-  depends_on = [
-    google_project_service.enabled,
-    google_project_iam_member.triggers_receive_events,
-    # Push deliveries carry a token the Pub/Sub agent signs as the triggers' account.
-    google_service_account_iam_member.pubsub_agent_signs_trigger_tokens,
-  ]
+  depends_on = [google_project_service.enabled, time_sleep.build_grants]
 }
 
 # mergeOnComplete, Eventarc trigger on the Dataflow job status changes of the region.
@@ -154,7 +128,8 @@ resource "google_cloudfunctions2_function" "merge_on_complete" {
   build_config {
     runtime         = var.function_runtime
     entry_point     = "mergeOnComplete"
-    service_account = local.build_service_account
+    service_account   = google_service_account.build.id
+    docker_repository = google_artifact_registry_repository.functions.id
     source {
       storage_source {
         bucket = google_storage_bucket.source.name
@@ -187,10 +162,13 @@ resource "google_cloudfunctions2_function" "merge_on_complete" {
     service_account_email = google_service_account.triggers.email
   }
 
+  # Eventarc checks, when it creates the trigger, that its agent holds its role, that the
+  # trigger's account may receive events and that the Pub/Sub agent may sign its tokens: all
+  # granted, and given time to propagate, before.
   depends_on = [
     google_project_service.enabled,
-    google_project_iam_member.triggers_receive_events,
-    # Push deliveries carry a token the Pub/Sub agent signs as the triggers' account.
-    google_service_account_iam_member.pubsub_agent_signs_trigger_tokens,
+    time_sleep.build_grants,
+    time_sleep.service_agents,
+    time_sleep.trigger_grants,
   ]
 }

@@ -1,10 +1,12 @@
 # Identities and grants. One service account per function, one for Cloud Scheduler, one for the
-# three event triggers and one for the Dataflow workers; each holds only what its code calls
-# (shared/gcp/*.ts), on the narrowest resource the API allows. Project-level grants are used only
-# where the permission exists at project level alone: creating BigQuery jobs (and, for the
-# Dataflow workers, the temporary dataset of their query: bigquery.user), creating, listing and
-# reading Dataflow jobs (dataflow.developer, and dataflow.viewer for publishOps' reconciler),
-# running as a Dataflow worker, receiving Eventarc events.
+# event deliveries (push subscriptions and the Eventarc trigger), one for the Dataflow workers and
+# one for Cloud Build; each holds only what its code calls (shared/gcp/*.ts), on the narrowest
+# resource the API allows. Project-level grants are used only where the permission exists at
+# project level alone: creating BigQuery jobs (and, for the Dataflow workers, the temporary
+# dataset of their query: bigquery.user), creating, listing and reading Dataflow jobs (a custom
+# launcher role, and dataflow.viewer for publishOps' reconciler), running as a Dataflow worker (a
+# custom role without storage), receiving Eventarc events, writing build logs; and the two
+# storage grants on buckets Google creates and names (IAM conditions narrow them to that bucket).
 #
 # Every grant is additive (an *_iam_member), never authoritative, so nothing else's access in
 # the project is removed, and no grant names a public principal.
@@ -55,6 +57,14 @@ resource "google_service_account" "triggers" {
   account_id   = "${var.name_prefix}-triggers"
   display_name = "Event triggers (consolidation chain)"
   description  = "Identity the Pub/Sub and Dataflow event triggers deliver to collectIds, launchDataflow and mergeOnComplete with."
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_service_account" "build" {
+  account_id   = "${var.name_prefix}-build"
+  display_name = "Cloud Build of the functions (consolidation chain)"
+  description  = "Builds the four functions' images from the source archive."
 
   depends_on = [google_project_service.enabled]
 }
@@ -199,12 +209,29 @@ resource "google_storage_bucket_iam_member" "launch_dataflow_uses_state" {
   member = "serviceAccount:${google_service_account.launch_dataflow.email}"
 }
 
-# Launches the Flex Template (dataflow.jobs.create) and lists active jobs to adopt one on a 409
-# (dataflow.jobs.list); Dataflow grants exist at project level only, and developer is the
-# smallest role with both.
+# Launches the Flex Template, lists active jobs to adopt one on a 409 and reads them; Dataflow
+# grants exist at project level only. roles/dataflow.developer would also let it cancel and
+# update any job of the project and start Cloud Builds: a custom role holds only the first three.
+resource "google_project_iam_custom_role" "dataflow_launcher" {
+  project     = var.project_id
+  role_id     = "${replace(var.name_prefix, "-", "_")}_dataflow_launcher"
+  title       = "Dataflow launcher (consolidation chain)"
+  description = "Launches Dataflow jobs and reads them; cannot cancel or update jobs, nor start builds."
+  permissions = [
+    "dataflow.jobs.create",
+    "dataflow.jobs.get",
+    "dataflow.jobs.list",
+    "dataflow.messages.list",
+    "dataflow.metrics.get",
+  ]
+
+  depends_on = [google_project_service.enabled]
+}
+
+# The launcher role above, granted at project level, the only level it exists at.
 resource "google_project_iam_member" "launch_dataflow_launches_jobs" {
   project = var.project_id
-  role    = "roles/dataflow.developer"
+  role    = google_project_iam_custom_role.dataflow_launcher.name
   member  = "serviceAccount:${google_service_account.launch_dataflow.email}"
 }
 
@@ -262,7 +289,7 @@ resource "google_cloud_run_v2_service_iam_member" "scheduler_invokes_publish_ops
 
 # --- Event triggers --------------------------------------------------------------------------
 
-# Delivers the IDs topic's messages to collectIds.
+# Delivers the IDs topic's messages to collectIds (the push subscription's OIDC identity).
 resource "google_cloud_run_v2_service_iam_member" "triggers_invoke_collect_ids" {
   project  = var.project_id
   location = var.region
@@ -271,7 +298,7 @@ resource "google_cloud_run_v2_service_iam_member" "triggers_invoke_collect_ids" 
   member   = "serviceAccount:${google_service_account.triggers.email}"
 }
 
-# Delivers the batches topic's messages to launchDataflow.
+# Delivers the batches topic's messages to launchDataflow (the push subscription's OIDC identity).
 resource "google_cloud_run_v2_service_iam_member" "triggers_invoke_launch_dataflow" {
   project  = var.project_id
   location = var.region
@@ -289,8 +316,8 @@ resource "google_cloud_run_v2_service_iam_member" "triggers_invoke_merge_on_comp
   member   = "serviceAccount:${google_service_account.triggers.email}"
 }
 
-# An Eventarc trigger's identity must be allowed to receive events; Eventarc grants this at
-# project level only.
+# The Eventarc trigger's identity (mergeOnComplete's) must be allowed to receive events; Eventarc
+# grants this at project level only.
 resource "google_project_iam_member" "triggers_receive_events" {
   project = var.project_id
   role    = "roles/eventarc.eventReceiver"
@@ -300,10 +327,73 @@ resource "google_project_iam_member" "triggers_receive_events" {
 # --- Dataflow workers ------------------------------------------------------------------------
 
 # Runs the job's work items, writes its logs and metrics; project level only.
+# roles/dataflow.worker also holds storage.objects.get/create and storage.buckets.get on every
+# bucket of the project (the watermark, the batches, the function sources): this custom role is
+# its permissions without storage, and the buckets the job needs are granted one by one below.
+resource "google_project_iam_custom_role" "dataflow_worker" {
+  project     = var.project_id
+  role_id     = "${replace(var.name_prefix, "-", "_")}_dataflow_worker"
+  title       = "Dataflow worker without storage (consolidation chain)"
+  description = "roles/dataflow.worker without its project-wide storage permissions."
+  permissions = [
+    "autoscaling.sites.readRecommendations",
+    "autoscaling.sites.writeMetrics",
+    "autoscaling.sites.writeState",
+    "compute.instanceGroupManagers.update",
+    "compute.instances.delete",
+    "compute.instances.setDiskAutoDelete",
+    "dataflow.jobs.get",
+    "dataflow.shuffle.read",
+    "dataflow.shuffle.write",
+    "dataflow.streamingWorkItems.ImportState",
+    "dataflow.streamingWorkItems.commitWork",
+    "dataflow.streamingWorkItems.getData",
+    "dataflow.streamingWorkItems.getWork",
+    "dataflow.streamingWorkItems.getWorkerMetadata",
+    "dataflow.workItems.lease",
+    "dataflow.workItems.sendMessage",
+    "dataflow.workItems.update",
+    "logging.logEntries.create",
+    "monitoring.timeSeries.create",
+  ]
+
+  depends_on = [google_project_service.enabled]
+}
+
+# The worker role above, granted at project level, the only level it exists at.
 resource "google_project_iam_member" "dataflow_worker_runs_work" {
   project = var.project_id
-  role    = "roles/dataflow.worker"
+  role    = google_project_iam_custom_role.dataflow_worker.name
   member  = "serviceAccount:${google_service_account.dataflow_worker.email}"
+}
+
+# Google's Flex Template guide requires the launcher VM's and workers' account to hold Viewer
+# (roles/viewer) on the project, besides the worker role and read-write access to the staging
+# location: https://cloud.google.com/dataflow/docs/guides/templates/run-flex-templates
+# ("Required permissions"). Viewer reads resource metadata only: it grants no object data in
+# Cloud Storage and no table data in BigQuery, so the buckets and tables stay as granted below.
+resource "google_project_iam_member" "dataflow_worker_views_project" {
+  project = var.project_id
+  role    = "roles/viewer"
+  member  = "serviceAccount:${google_service_account.dataflow_worker.email}"
+}
+
+# The staging location of the launch: the launch request sets only tempLocation
+# (shared/gcp/dataflow-launcher.ts), and a Flex Template launch without a stagingLocation stages
+# in Dataflow's default bucket, gs://dataflow-staging-<region>-<project number>/staging/
+# template_launches/... (the Flex Template troubleshooting guide, "Failed to read the job file"),
+# which Dataflow creates and names. The same guide requires read-write access to the staging
+# location; the condition keeps the grant to that one bucket (the bucket itself and its objects).
+resource "google_project_iam_member" "dataflow_worker_uses_default_staging" {
+  project = var.project_id
+  role    = "roles/storage.objectAdmin"
+  member  = "serviceAccount:${google_service_account.dataflow_worker.email}"
+
+  condition {
+    title       = "dataflow-default-staging-bucket"
+    description = "Dataflow's default staging bucket of the region only."
+    expression  = "resource.name == \"projects/_/buckets/${local.default_staging_bucket}\" || resource.name.startsWith(\"projects/_/buckets/${local.default_staging_bucket}/\")"
+  }
 }
 
 # The pipeline's ReadFromBigQuery runs its query as a job, into a temporary dataset it creates
@@ -370,48 +460,114 @@ resource "google_bigquery_dataset_iam_member" "dataflow_worker_uses_staging" {
   member     = "serviceAccount:${google_service_account.dataflow_worker.email}"
 }
 
-# Writes, reads and deletes the job's temp and staging files (the files WriteToBigQuery loads
-# from), in the Dataflow bucket only.
+# Writes, reads and deletes the job's temp files (the files WriteToBigQuery loads from), in the
+# Dataflow bucket only.
 resource "google_storage_bucket_iam_member" "dataflow_worker_uses_temp" {
   bucket = google_storage_bucket.dataflow.name
   role   = "roles/storage.objectUser"
   member = "serviceAccount:${google_service_account.dataflow_worker.email}"
 }
 
-# The template's launcher, which runs as this account, reads the pipeline file: read access to
-# the state bucket, narrowed by an IAM condition to pipeline/, so a job can neither see nor touch
-# the watermark or the batches.
+# The template's launcher, which runs as this account, reads the pipeline file. It lives in the
+# source bucket, where only the deployer writes (no function's account can change the code that
+# runs as this account), and the grant is narrowed by an IAM condition to pipeline/, so a job
+# cannot read the function sources either.
 resource "google_storage_bucket_iam_member" "dataflow_worker_reads_pipeline" {
-  bucket = google_storage_bucket.state.name
+  bucket = google_storage_bucket.source.name
   role   = "roles/storage.objectViewer"
   member = "serviceAccount:${google_service_account.dataflow_worker.email}"
 
   condition {
     title       = "pipeline-file-only"
     description = "Objects under pipeline/ only."
-    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.state.name}/objects/pipeline/\")"
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.source.name}/objects/pipeline/\")"
   }
 }
 
-# --- The Pub/Sub service agent ---------------------------------------------------------------
+# --- Cloud Build -------------------------------------------------------------------------------
+# Cloud Build would otherwise build as the Compute Engine default service account, which has no
+# roles where the organization disables automatic grants. A function build needs to write its
+# logs, push its image and read the source (Cloud Run functions' "custom build service account"
+# guide); nothing more is granted.
 
-# Moves an event that failed max_delivery_attempts times to the dead-letter topic: publisher on
-# that topic only. (Acknowledging it on the trigger's subscription is granted by
-# scripts/attach-dead-letter.sh, because Eventarc names that subscription.)
+# Writes the build logs; log writing exists at project level only.
+resource "google_project_iam_member" "build_writes_logs" {
+  project = var.project_id
+  role    = "roles/logging.logWriter"
+  member  = "serviceAccount:${google_service_account.build.email}"
+}
+
+# Pushes the function images (and the build cache) into the chain's repository only.
+resource "google_artifact_registry_repository_iam_member" "build_pushes_images" {
+  project    = var.project_id
+  location   = google_artifact_registry_repository.functions.location
+  repository = google_artifact_registry_repository.functions.name
+  role       = "roles/artifactregistry.writer"
+  member     = "serviceAccount:${google_service_account.build.email}"
+}
+
+# Reads the source: Cloud Functions copies the archive into its own bucket,
+# gcf-v2-sources-<project number>-<region>, and the build fetches that copy ("Access to bucket
+# gcf-v2-sources-... denied. You must grant Storage Object Viewer permission to <build account>"
+# otherwise). Google creates and names the bucket after the grant is made, so the grant is on the
+# project, narrowed by a condition to that bucket: the bucket itself (the fetch checks it) and
+# its objects.
+resource "google_project_iam_member" "build_reads_sources" {
+  project = var.project_id
+  role    = "roles/storage.objectViewer"
+  member  = "serviceAccount:${google_service_account.build.email}"
+
+  condition {
+    title       = "function-sources-bucket"
+    description = "The Cloud Functions source bucket of the region only."
+    expression  = "resource.name == \"projects/_/buckets/${local.function_sources_bucket}\" || resource.name.startsWith(\"projects/_/buckets/${local.function_sources_bucket}/\")"
+  }
+}
+
+# --- The Eventarc service agent --------------------------------------------------------------
+
+# Creates and runs mergeOnComplete's Dataflow trigger (its Pub/Sub transport); Eventarc grants
+# its agent this role at project level only, and a fresh project's agent may not have it yet.
+resource "google_project_iam_member" "eventarc_agent_runs_triggers" {
+  project = var.project_id
+  role    = "roles/eventarc.serviceAgent"
+  member  = "serviceAccount:${local.eventarc_service_agent}"
+}
+
+# --- The Pub/Sub service agent ---------------------------------------------------------------
+# Each grant waits for the agent (created in agents.tf) to be known to IAM.
+
+# Moves a message that failed max_delivery_attempts times to the dead-letter topic: publisher on
+# that topic only.
 resource "google_pubsub_topic_iam_member" "pubsub_agent_publishes_dead_letters" {
   project = var.project_id
   topic   = google_pubsub_topic.dead_letter.name
   role    = "roles/pubsub.publisher"
   member  = "serviceAccount:${local.pubsub_service_agent}"
+
+  depends_on = [time_sleep.service_agents]
 }
 
-# Signs the OIDC tokens of the triggers' push deliveries as the triggers' account. Projects whose
-# Pub/Sub service agent predates April 2021 lack this; granted on that one account, not the
-# project.
+# Moving a message to the dead-letter topic also acknowledges it on its subscription: subscriber
+# on each push subscription, not the project.
+resource "google_pubsub_subscription_iam_member" "pubsub_agent_acks_dead_letters" {
+  for_each = google_pubsub_subscription.push
+
+  project      = var.project_id
+  subscription = google_pubsub_subscription.push[each.key].name
+  role         = "roles/pubsub.subscriber"
+  member       = "serviceAccount:${local.pubsub_service_agent}"
+
+  depends_on = [time_sleep.service_agents]
+}
+
+# Signs the OIDC tokens of the push deliveries (the two subscriptions and the Eventarc trigger's)
+# as the triggers' account. Projects whose Pub/Sub service agent predates April 2021 lack this;
+# granted on that one account, not the project.
 resource "google_service_account_iam_member" "pubsub_agent_signs_trigger_tokens" {
   service_account_id = google_service_account.triggers.name
   role               = "roles/iam.serviceAccountTokenCreator"
   member             = "serviceAccount:${local.pubsub_service_agent}"
 
-  depends_on = [google_pubsub_topic.ids]
+  depends_on = [time_sleep.service_agents]
 }

@@ -13,17 +13,26 @@ locals {
   dataflow_bucket = "${var.project_id}-${var.name_prefix}-dataflow"
   source_bucket   = "${var.project_id}-${var.name_prefix}-source"
 
-  # The Pub/Sub service agent: it moves undeliverable events to the dead-letter topic and signs
-  # the tokens of the triggers' push subscriptions.
-  pubsub_service_agent = "service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+  # The Pub/Sub service agent: it moves undeliverable messages to the dead-letter topic and signs
+  # the OIDC tokens of the push deliveries. The Eventarc service agent creates and runs the
+  # Dataflow trigger. Both are created explicitly (agents.tf).
+  pubsub_service_agent   = google_project_service_identity.pubsub.email
+  eventarc_service_agent = google_project_service_identity.eventarc.email
+
+  # Buckets Google creates and names in the region: the copy of the functions' source that Cloud
+  # Build reads, and Dataflow's default staging location.
+  function_sources_bucket = "gcf-v2-sources-${data.google_project.this.number}-${var.region}"
+  default_staging_bucket  = "dataflow-staging-${var.region}-${data.google_project.this.number}"
 
   # The four source tables: their names, and the schema file each is created from when
-  # create_source_tables is set (the same files shared/schema/index.ts reads).
+  # create_source_tables is set (the same files shared/schema/index.ts reads). The two change
+  # tables get the layout the chain's queries are written for: partitioned by day on the column
+  # the window reads, clustered on the key they are joined on.
   source_tables = {
-    ussd         = { table = var.ussd_table, schema = "ussd_operations" }
-    transactions = { table = var.transactions_table, schema = "transactiongu" }
-    services     = { table = var.services_table, schema = "services" }
-    agents       = { table = var.agents_table, schema = "agents" }
+    ussd         = { table = var.ussd_table, schema = "ussd_operations", partition_field = "source_timestamp", clustering = ["operation_id"] }
+    transactions = { table = var.transactions_table, schema = "transactiongu", partition_field = "updated_at", clustering = ["transaction_id"] }
+    services     = { table = var.services_table, schema = "services", partition_field = null, clustering = [] }
+    agents       = { table = var.agents_table, schema = "agents", partition_field = null, clustering = [] }
   }
 
   # The environment of every function: the chain's configuration (shared/config.ts), read once
@@ -60,7 +69,7 @@ locals {
     MAX_ATTEMPTS   = tostring(var.max_attempts)
     REPLAY_MAX_IDS = tostring(var.replay_max_ids)
     TEMPLATE_PATH            = var.template_path != "" ? var.template_path : "gs://dataflow-templates-${var.region}/latest/flex/Yaml_Template"
-    PIPELINE_FILE            = "gs://${google_storage_bucket.state.name}/${google_storage_bucket_object.pipeline.name}"
+    PIPELINE_FILE            = "gs://${google_storage_bucket_object.pipeline.bucket}/${google_storage_bucket_object.pipeline.name}"
     DATAFLOW_TEMP_LOCATION   = "gs://${google_storage_bucket.dataflow.name}/temp"
     DATAFLOW_SERVICE_ACCOUNT = google_service_account.dataflow_worker.email
     DATAFLOW_MAX_WORKERS     = tostring(var.dataflow_max_workers)

@@ -1,3 +1,23 @@
+output "project_id" {
+  description = "The project everything was created in."
+  value       = var.project_id
+}
+
+output "region" {
+  description = "The region of the functions, buckets, Scheduler job and Dataflow jobs."
+  value       = var.region
+}
+
+output "name_prefix" {
+  description = "The prefix of the functions, service accounts and Scheduler job names."
+  value       = var.name_prefix
+}
+
+output "watermark_object" {
+  description = "The watermark object in the state bucket; check.sh watches it move."
+  value       = var.watermark_object
+}
+
 output "function_uris" {
   description = "URI of each function's Cloud Run service, by entry point. Only publishOps is called over HTTP (by Cloud Scheduler, or by an operator holding roles/run.invoker)."
   value = {
@@ -53,8 +73,18 @@ output "source_table_ids" {
   value       = { for key, table in local.source_tables : key => "${var.project_id}.${var.source_dataset}.${table.table}" }
 }
 
+output "push_subscriptions" {
+  description = "The push subscriptions delivering the two topics to collectIds and launchDataflow, by entry point (each dead-letters after max_delivery_attempts)."
+  value       = { for entry_point, subscription in google_pubsub_subscription.push : entry_point => subscription.name }
+}
+
+output "image_repository" {
+  description = "The Artifact Registry repository holding the functions' images, with its cleanup policies."
+  value       = google_artifact_registry_repository.functions.id
+}
+
 output "state_bucket" {
-  description = "The state bucket (STATE_BUCKET): watermark, batches/, pipeline/."
+  description = "The state bucket (STATE_BUCKET): watermark, lease, open/ and batches/."
   value       = google_storage_bucket.state.name
 }
 
@@ -78,6 +108,7 @@ output "service_accounts" {
     scheduler       = google_service_account.scheduler.email
     triggers        = google_service_account.triggers.email
     dataflowWorker  = google_service_account.dataflow_worker.email
+    build           = google_service_account.build.email
   }
 }
 

@@ -1,7 +1,8 @@
 # Three buckets, each with one job, so that each identity gets exactly the bucket it needs:
-#   state    the watermark, the batches and the pipeline file (the functions)
-#   dataflow the Dataflow jobs' temp and staging files (the Dataflow workers)
-#   source   the functions' source archives (Cloud Functions and Cloud Build)
+#   state    the watermark, the lease and the batches (the functions write it)
+#   dataflow the Dataflow jobs' temp files (the Dataflow workers)
+#   source   what only the deployer writes: the functions' source archives and the pipeline file
+#            the Dataflow jobs run (read by Cloud Functions and by the Dataflow workers)
 
 resource "google_storage_bucket" "state" {
   name                        = local.state_bucket
@@ -29,8 +30,7 @@ resource "google_storage_bucket" "state" {
   }
 
   # ...and noncurrent versions under batches/ (replaced state.json files, deleted batches) are
-  # removed a day later. Nothing outside batches/ is ever touched by a rule: the watermark, the
-  # pipeline file and any other object the chain keeps at the top level stay.
+  # removed a day later.
   lifecycle_rule {
     condition {
       with_state                 = "ARCHIVED"
@@ -42,13 +42,27 @@ resource "google_storage_bucket" "state" {
     }
   }
 
+  # Every write of the watermark, the lease and the open-batch markers leaves a noncurrent
+  # version behind: hundreds a day. Replaced versions of any object go after
+  # noncurrent_version_days. Live objects outside batches/ are never touched by a rule.
+  lifecycle_rule {
+    condition {
+      with_state                 = "ARCHIVED"
+      days_since_noncurrent_time = var.noncurrent_version_days
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
   depends_on = [google_project_service.enabled]
 }
 
-# The pipeline file, uploaded where PIPELINE_FILE points (gs://<state>/pipeline/consolidation.yaml,
-# the configuration's default). A change to the file uploads it again.
+# The pipeline file the Dataflow jobs run, in the source bucket: only the deployer writes there,
+# so no function's account can change the code that runs as the Dataflow worker. PIPELINE_FILE
+# points here. A change to the file uploads it again.
 resource "google_storage_bucket_object" "pipeline" {
-  bucket       = google_storage_bucket.state.name
+  bucket       = google_storage_bucket.source.name
   name         = "pipeline/consolidation.yaml"
   source       = "${local.repo_root}/shared/pipeline/consolidation.yaml"
   content_type = "application/yaml"
@@ -123,4 +137,11 @@ resource "google_storage_bucket_object" "function_source" {
   name         = "functions/source-${local.source_digest}.zip"
   source       = data.archive_file.function_source.output_path
   content_type = "application/zip"
+
+  # A new digest is a new object: upload it and point the functions at it before the old one is
+  # deleted, so that the functions never refer to a missing archive, even when the apply stops
+  # half-way.
+  lifecycle {
+    create_before_destroy = true
+  }
 }

@@ -21,8 +21,8 @@ variable "region" {
   description = "Region of the functions, the buckets, the Scheduler job, the Dataflow jobs and the Yaml_Template (REGION)."
 
   validation {
-    condition     = can(regex("^[a-z]+-[a-z]+[0-9]$", var.region))
-    error_message = "region must be a region such as europe-west1 (the functions accept one trailing digit)."
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]{1,2}$", var.region))
+    error_message = "region must be a region such as europe-west1 or europe-west10."
   }
 }
 
@@ -82,11 +82,23 @@ variable "batch_retention_days" {
   type        = number
   nullable    = false
   default     = 30
-  description = "Days a batch's objects (batches/ in the state bucket) are kept before the lifecycle rule deletes them; their older versions go one day after they are replaced."
+  description = "Days a batch's objects (batches/ in the state bucket) are kept before the lifecycle rule deletes them; their replaced versions go one day after they are replaced."
 
   validation {
     condition     = var.batch_retention_days == floor(var.batch_retention_days) && var.batch_retention_days >= 1 && var.batch_retention_days <= 3650
     error_message = "batch_retention_days must be a whole number of days from 1 to 3650."
+  }
+}
+
+variable "noncurrent_version_days" {
+  type        = number
+  nullable    = false
+  default     = 7
+  description = "Days a replaced version of any state object (watermark, lease, open-batch markers, batch states) is kept for an operator to look back at, before the lifecycle rule deletes it."
+
+  validation {
+    condition     = var.noncurrent_version_days == floor(var.noncurrent_version_days) && var.noncurrent_version_days >= 1 && var.noncurrent_version_days <= 365
+    error_message = "noncurrent_version_days must be a whole number of days from 1 to 365."
   }
 }
 
@@ -366,9 +378,12 @@ variable "stuck_after" {
   default     = "15m"
   description = "A batch that has not moved for this long is repaired by the reconciler at the start of the next publishOps run (STUCK_AFTER)."
 
+  # The functions refuse a STUCK_AFTER under a minute at start-up (shared/config.ts): refused
+  # here too, so such a value fails the plan instead of every function. The pattern accepts the
+  # durations the functions read (ms, s, m, h, d) from one minute up: 60000ms, 60s, 1m, 1h, 1d.
   validation {
-    condition     = can(regex("^[0-9]+(s|m|h)$", var.stuck_after))
-    error_message = "stuck_after must be a duration such as 15m or 1h."
+    condition     = can(regex("^0*(([1-9][0-9]*(m|h|d))|(([6-9][0-9]|[1-9][0-9]{2,})s)|(([6-9][0-9]{4}|[1-9][0-9]{5,})ms))$", var.stuck_after))
+    error_message = "stuck_after must be a duration of at least one minute, such as 15m, 90s or 1h."
   }
 }
 
@@ -428,31 +443,43 @@ variable "function_runtime" {
   type        = string
   nullable    = false
   default     = "nodejs22"
-  description = "Cloud Run functions runtime of the four functions; Node.js 20 or newer (package.json engines)."
+  description = "Cloud Run functions runtime of the four functions: nodejs22 or newer (Node.js 20 was decommissioned on Cloud Run functions on 2026-10-30)."
 
   validation {
-    condition     = can(regex("^nodejs(2[0-9]|[3-9][0-9])$", var.function_runtime))
-    error_message = "function_runtime must be nodejs20 or newer, e.g. nodejs22."
+    condition     = can(regex("^nodejs(2[2-9]|[3-9][0-9]|[1-9][0-9]{2,})$", var.function_runtime))
+    error_message = "function_runtime must be nodejs22 or newer (nodejs20 is decommissioned)."
   }
 }
 
-variable "build_service_account" {
-  type        = string
+variable "images_kept" {
+  type        = number
   nullable    = false
-  default     = ""
-  description = "E-mail of an existing service account Cloud Build builds the functions with; empty means the project's default build service account. See README for the roles it needs."
+  default     = 3
+  description = "Images of each function kept in the Artifact Registry repository (the newest ones, so a rollback stays possible); older ones are deleted after image_retention_days."
 
   validation {
-    condition     = var.build_service_account == "" || can(regex("^[^@\\s]+@[^@\\s]+\\.iam\\.gserviceaccount\\.com$", var.build_service_account))
-    error_message = "build_service_account must be empty or a service account e-mail (...@....iam.gserviceaccount.com)."
+    condition     = var.images_kept == floor(var.images_kept) && var.images_kept >= 1 && var.images_kept <= 100
+    error_message = "images_kept must be a whole number from 1 to 100."
+  }
+}
+
+variable "image_retention_days" {
+  type        = number
+  nullable    = false
+  default     = 14
+  description = "Days an image of a function build is kept in the Artifact Registry repository unless it is among the images_kept newest."
+
+  validation {
+    condition     = var.image_retention_days == floor(var.image_retention_days) && var.image_retention_days >= 1 && var.image_retention_days <= 3650
+    error_message = "image_retention_days must be a whole number of days from 1 to 3650."
   }
 }
 
 variable "publish_ops_ingress" {
   type        = string
   nullable    = false
-  default     = "ALLOW_ALL"
-  description = "Network ingress of publishOps. ALLOW_ALL lets an operator with roles/run.invoker call it by hand (IAM still applies, it is never public); ALLOW_INTERNAL_ONLY admits Cloud Scheduler of the same project only. The three event-triggered functions are always internal only."
+  default     = "ALLOW_INTERNAL_ONLY"
+  description = "Network ingress of publishOps. ALLOW_INTERNAL_ONLY admits Cloud Scheduler of the same project (internal traffic) and nothing from outside; ALLOW_ALL also lets an operator holding roles/run.invoker call it from anywhere (IAM still applies, it is never public). The three event-triggered functions are always internal only."
 
   validation {
     condition     = contains(["ALLOW_ALL", "ALLOW_INTERNAL_ONLY"], var.publish_ops_ingress)
@@ -507,5 +534,19 @@ variable "time_zone" {
   validation {
     condition     = can(regex("^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$", var.time_zone))
     error_message = "time_zone must be a tz database name such as Etc/UTC or Africa/Dakar."
+  }
+}
+
+# --- First apply -----------------------------------------------------------------------------
+
+variable "iam_propagation_wait" {
+  type        = string
+  nullable    = false
+  default     = "90s"
+  description = "How long the apply waits after creating the service agents and the grants the triggers check, before the resources that use them (IAM changes take up to a few minutes to be seen)."
+
+  validation {
+    condition     = can(regex("^[0-9]+s$", var.iam_propagation_wait)) && try(tonumber(trimsuffix(var.iam_propagation_wait, "s")) <= 600, false)
+    error_message = "iam_propagation_wait must be a number of seconds such as 90s, at most 600s."
   }
 }

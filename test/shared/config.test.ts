@@ -72,7 +72,7 @@ describe('loadConfig', () => {
   const variables: { name: VariableName; good: string; read: (c: Config) => unknown; expected: unknown; bad: string[]; env?: Record<string, string> }[] = [
     { name: 'CONSOLIDATION_BACKEND', good: 'gcp', read: (c) => c.backend, expected: 'gcp', bad: ['aws', 'GCP', 'local '], env: { GCP_PROJECT: 'my-project-1', STATE_BUCKET: 'b-1' } },
     { name: 'GCP_PROJECT', good: 'my-project-1', read: (c) => c.project, expected: 'my-project-1', bad: ['My_Project', 'abc', '1project', 'project-'] },
-    { name: 'REGION', good: 'us-central1', read: (c) => c.region, expected: 'us-central1', bad: ['europe west1', 'EU', 'europe-west'] },
+    { name: 'REGION', good: 'us-central1', read: (c) => c.region, expected: 'us-central1', bad: ['europe west1', 'EU', 'europe-west', 'europe-west100'] },
     { name: 'BIGQUERY_LOCATION', good: 'US', read: (c) => c.bigqueryLocation, expected: 'US', bad: ['E'] },
     { name: 'STATE_BUCKET', good: 'my-state.bucket_1', read: (c) => c.stateBucket, expected: 'my-state.bucket_1', bad: ['Bad_Bucket', 'gs://bucket', 'ab', '-bucket'] },
     { name: 'STATE_DIR', good: '/var/lib/consolidation', read: (c) => c.stateDir, expected: '/var/lib/consolidation', bad: [] },
@@ -124,6 +124,10 @@ describe('loadConfig', () => {
         });
       }
     }
+
+    it('REGION accepts the regions with a two-digit suffix, as Terraform does (europe-west10, me-central2)', () => {
+      for (const region of ['europe-west10', 'europe-west12', 'me-central2']) assert.equal(loadConfig({ REGION: region }).region, region);
+    });
 
     it('the table covers every variable', () => {
       assert.deepEqual(variables.map((v) => v.name).sort(), Object.keys(VARIABLES).sort());

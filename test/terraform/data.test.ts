@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { VARIABLES } from '../../shared/config';
 import { loadSchema, schemaDir } from '../../shared/schema';
@@ -65,14 +63,14 @@ describe('terraform/: buckets, BigQuery and Pub/Sub', () => {
       assert.equal(config.variables.get('protect_data')!.default, true);
     });
 
-    it('deletes old batches with lifecycle rules that touch batches/ only', () => {
+    it('deletes old batches, and no live object outside batches/', () => {
       const rules = blocks(resource(config, 'google_storage_bucket.state'), 'lifecycle_rule');
       assert.ok(rules.length >= 1);
       let ageRule = false;
       for (const rule of rules) {
         assert.equal(block(rule, 'action')?.type, 'Delete');
         const condition = block(rule, 'condition')!;
-        assert.deepEqual(condition.matches_prefix, ['batches/'], 'every rule is restricted to batches/, so the watermark and any other top-level object (lease.json) stay');
+        if (condition.with_state !== 'ARCHIVED') assert.deepEqual(condition.matches_prefix, ['batches/'], 'a rule deleting live objects is restricted to batches/, so the watermark and the lease stay');
         if (variableOf(condition.age) === 'batch_retention_days') ageRule = true;
       }
       assert.ok(ageRule, 'no rule deletes batches after batch_retention_days');
@@ -80,12 +78,42 @@ describe('terraform/: buckets, BigQuery and Pub/Sub', () => {
       assert.match(String(watermark.condition), /startswith\(var\.watermark_object, "batches\/"\)/, 'the watermark must not be placed where the rule deletes');
     });
 
-    it('uploads the repository pipeline file where PIPELINE_FILE expects it', () => {
+    it('deletes the replaced versions of every state object (watermark, lease, markers) after noncurrent_version_days', () => {
+      const rules = blocks(resource(config, 'google_storage_bucket.state'), 'lifecycle_rule');
+      const everywhere = rules.filter((rule) => block(rule, 'condition')!.with_state === 'ARCHIVED' && block(rule, 'condition')!.matches_prefix === undefined);
+      assert.equal(everywhere.length, 1, 'one rule for the noncurrent versions of the whole bucket');
+      assert.equal(variableOf(block(everywhere[0], 'condition')!.days_since_noncurrent_time), 'noncurrent_version_days');
+      assert.equal(block(everywhere[0], 'action')!.type, 'Delete');
+      assert.ok(Number(config.variables.get('noncurrent_version_days')!.default) >= 1);
+    });
+
+    it('uploads the repository pipeline file to the source bucket, the one the functions cannot write, and points PIPELINE_FILE at it', () => {
       const pipeline = resource(config, 'google_storage_bucket_object.pipeline');
-      assert.equal(soleExpression(pipeline.bucket), 'google_storage_bucket.state.name');
+      assert.equal(soleExpression(pipeline.bucket), 'google_storage_bucket.source.name');
       assert.equal(resolvePath(config, pipeline.source), join(REPO_ROOT, 'shared', 'pipeline', 'consolidation.yaml'));
-      // The configuration's own default for PIPELINE_FILE is gs://<STATE_BUCKET>/<this name>.
-      assert.match(VARIABLES.PIPELINE_FILE.description, new RegExp(`gs://<STATE_BUCKET>/${pipeline.name.replace('.', '\\.')}`));
+      const env = config.locals.get('function_environment') as Record<string, string>;
+      assert.equal(env.PIPELINE_FILE, 'gs://${google_storage_bucket_object.pipeline.bucket}/${google_storage_bucket_object.pipeline.name}');
+    });
+
+    it('uploads a new source archive before deleting the old one', () => {
+      const archive = resource(config, 'google_storage_bucket_object.function_source');
+      assert.equal(block(archive, 'lifecycle')?.create_before_destroy, true);
+    });
+  });
+
+  describe('Artifact Registry', () => {
+    it('keeps the function images in a repository with cleanup policies, the newest of each function always kept', () => {
+      const repository = resource(config, 'google_artifact_registry_repository.functions');
+      assert.equal(repository.format, 'DOCKER');
+      assert.equal(variableOf(repository.location), 'region');
+      assert.equal(repository.cleanup_policy_dry_run, false, 'a dry run deletes nothing');
+      const policies = blocks(repository, 'cleanup_policies');
+      const keep = policies.find((p) => p.action === 'KEEP')!;
+      assert.equal(variableOf(block(keep, 'most_recent_versions')!.keep_count), 'images_kept');
+      const remove = policies.find((p) => p.action === 'DELETE')!;
+      assert.equal(block(remove, 'condition')!.tag_state, 'ANY');
+      assert.equal(block(remove, 'condition')!.older_than, '${var.image_retention_days * 86400}s');
+      assert.ok(Number(config.variables.get('images_kept')!.default) >= 1);
     });
 
     it('gives Dataflow its own bucket for temp and staging files, cleaned after a week', () => {
@@ -160,6 +188,28 @@ describe('terraform/: buckets, BigQuery and Pub/Sub', () => {
       }
     });
 
+    it('lays the test source tables out as the source contract says (issue 10)', () => {
+      const tables = resource(config, 'google_bigquery_table.source');
+      const partitioning = tables.dynamic?.time_partitioning?.[0];
+      assert.equal(partitioning.for_each, '${each.value.partition_field == null ? [] : [each.value.partition_field]}');
+      assert.deepEqual(partitioning.content[0], { type: 'DAY', field: '${time_partitioning.value}' });
+      assert.equal(tables.clustering, '${length(each.value.clustering) > 0 ? each.value.clustering : null}');
+      const sources = config.locals.get('source_tables') as Record<string, { schema: string; partition_field: string | null; clustering: string[] }>;
+      const layout = Object.fromEntries(Object.values(sources).map((s) => [s.schema, { partition: s.partition_field, clustering: s.clustering }]));
+      assert.deepEqual(layout, {
+        ussd_operations: { partition: 'source_timestamp', clustering: ['operation_id'] },
+        transactiongu: { partition: 'updated_at', clustering: ['transaction_id'] },
+        services: { partition: null, clustering: [] },
+        agents: { partition: null, clustering: [] },
+      });
+      for (const { schema, partition_field, clustering } of Object.values(sources)) {
+        const fields = new Map(loadSchema(schema as Parameters<typeof loadSchema>[0]).map((f) => [f.name, f]));
+        if (partition_field) assert.equal(fields.get(partition_field)?.type, 'TIMESTAMP', `${schema}.${partition_field} must be a TIMESTAMP to partition by day`);
+        for (const column of clustering) assert.ok(fields.has(column), `${schema} has no column ${column}`);
+        assert.ok(clustering.length <= 4);
+      }
+    });
+
     it('creates no other table', () => {
       assert.deepEqual([...resourcesOfType(config, 'google_bigquery_table').keys()].sort(), ['consolidated', 'source']);
     });
@@ -181,77 +231,59 @@ describe('terraform/: buckets, BigQuery and Pub/Sub', () => {
       assert.equal(block(inspect, 'expiration_policy')!.ttl, '');
     });
 
-    it("sets the dead-letter policy on each event trigger's subscription", () => {
-      const policy = resource(config, 'terraform_data.dead_letter_policy');
-      const targets = policy.for_each as Record<string, { trigger: string; updated: string }>;
-      assert.deepEqual(Object.keys(targets).sort(), ['collectIds', 'launchDataflow', 'mergeOnComplete']);
-      const names: Record<string, string> = { collectIds: 'collect_ids', launchDataflow: 'launch_dataflow', mergeOnComplete: 'merge_on_complete' };
-      for (const [entryPoint, target] of Object.entries(targets)) {
-        assert.equal(soleExpression(target.trigger), `google_cloudfunctions2_function.${names[entryPoint]}.event_trigger[0].trigger`);
-        assert.equal(soleExpression(target.updated), `google_cloudfunctions2_function.${names[entryPoint]}.update_time`);
-      }
-      const exec = block(policy.provisioner, 'local-exec')!;
-      assert.equal(soleExpression(exec.environment.DEAD_LETTER_TOPIC), 'google_pubsub_topic.dead_letter.id');
-      assert.equal(soleExpression(exec.environment.MAX_DELIVERY_ATTEMPTS), 'tostring(var.max_delivery_attempts)');
-      assert.equal(soleExpression(exec.environment.PUBSUB_SERVICE_AGENT), 'local.pubsub_service_agent');
-      assert.deepEqual(policy.triggers_replace, ['${each.value.trigger}', '${each.value.updated}', '${google_pubsub_topic.dead_letter.id}', '${var.max_delivery_attempts}']);
-      assert.equal(config.locals.get('pubsub_service_agent'), 'service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com');
-    });
-  });
+    describe('the push subscriptions of collectIds and launchDataflow', () => {
+      const push = () => resource(config, 'google_pubsub_subscription.push');
+      const targets = () => push().for_each as Record<string, { topic: string; uri: string; timeout: string }>;
+      const FUNCTIONS: Record<string, { name: string; topic: string }> = { collectIds: { name: 'collect_ids', topic: 'ids' }, launchDataflow: { name: 'launch_dataflow', topic: 'batches' } };
 
-  describe('scripts/attach-dead-letter.sh, run against a stand-in gcloud', () => {
-    let bin: string;
-    const script = join(TERRAFORM_DIR, 'scripts', 'attach-dead-letter.sh');
-    const environment = {
-      TRIGGER: 'projects/ussd-prod/locations/europe-west1/triggers/ussd-collect-ids-123456',
-      DEAD_LETTER_TOPIC: 'projects/ussd-prod/topics/consolidation-dead-letter',
-      MAX_DELIVERY_ATTEMPTS: '10',
-      PUBSUB_SERVICE_AGENT: 'service-123456789@gcp-sa-pubsub.iam.gserviceaccount.com',
-      RETRY_SECONDS: '0',
-    };
-    beforeEach(() => {
-      bin = mkdtempSync(join(tmpdir(), 'fake-gcloud-'));
-      // Records its arguments, one call per line; `eventarc triggers describe` prints $SUBSCRIPTION.
-      writeFileSync(join(bin, 'gcloud'), '#!/bin/bash\necho "$*" >> "$CALLS"\nif [[ "$1 $2 $3" == "eventarc triggers describe" ]]; then printf "%s\\n" "$SUBSCRIPTION"; fi\n');
-      chmodSync(join(bin, 'gcloud'), 0o755);
-    });
-    afterEach(() => rmSync(bin, { recursive: true, force: true }));
-
-    const run = (overrides: Record<string, string>) => {
-      const calls = join(bin, 'calls');
-      writeFileSync(calls, '');
-      const result = spawnSync('/bin/bash', [script], { env: { PATH: `${bin}:/usr/bin:/bin`, CALLS: calls, ...environment, ...overrides }, encoding: 'utf8' });
-      return { ...result, calls: readFileSync(calls, 'utf8').trim().split('\n').filter(Boolean) };
-    };
-
-    it("sets the dead-letter topic on the trigger's subscription and lets the Pub/Sub agent acknowledge there", () => {
-      const result = run({ SUBSCRIPTION: 'projects/ussd-prod/subscriptions/eventarc-europe-west1-ussd-collect-ids-123456-sub-042' });
-      assert.equal(result.status, 0, result.stderr);
-      assert.deepEqual(result.calls, [
-        'eventarc triggers describe ussd-collect-ids-123456 --project=ussd-prod --location=europe-west1 --format=value(transport.pubsub.subscription)',
-        'pubsub subscriptions update projects/ussd-prod/subscriptions/eventarc-europe-west1-ussd-collect-ids-123456-sub-042 --project=ussd-prod --dead-letter-topic=projects/ussd-prod/topics/consolidation-dead-letter --max-delivery-attempts=10 --quiet',
-        'pubsub subscriptions add-iam-policy-binding projects/ussd-prod/subscriptions/eventarc-europe-west1-ussd-collect-ids-123456-sub-042 --project=ussd-prod --member=serviceAccount:service-123456789@gcp-sa-pubsub.iam.gserviceaccount.com --role=roles/pubsub.subscriber --quiet',
-      ]);
-    });
-
-    it('warns and changes nothing when the trigger has no subscription', () => {
-      const result = run({ SUBSCRIPTION: '' });
-      assert.equal(result.status, 0);
-      assert.match(result.stderr, /WARNING: .* no Pub\/Sub subscription/);
-      assert.ok(result.calls.length > 1 && result.calls.every((call) => call.startsWith('eventarc triggers describe')), 'it looks again, and only looks');
-    });
-
-    for (const [what, overrides, message] of [
-      ['a malformed trigger name', { TRIGGER: 'ussd-collect-ids' }, /not an Eventarc trigger name/],
-      ['too few delivery attempts', { MAX_DELIVERY_ATTEMPTS: '3' }, /MAX_DELIVERY_ATTEMPTS must be 5 to 100/],
-      ['a missing topic', { DEAD_LETTER_TOPIC: '' }, /DEAD_LETTER_TOPIC is required/],
-    ] as const) {
-      it(`refuses ${what} before calling gcloud`, () => {
-        const result = run({ SUBSCRIPTION: 'projects/p/subscriptions/s', ...overrides });
-        assert.notEqual(result.status, 0);
-        assert.match(result.stderr, message);
-        assert.deepEqual(result.calls, []);
+      it('deliver each topic to its function, with an OIDC token of the triggers account for the function URL', () => {
+        assert.deepEqual(Object.keys(targets()).sort(), Object.keys(FUNCTIONS).sort());
+        for (const [entryPoint, { name, topic }] of Object.entries(FUNCTIONS)) {
+          const target = targets()[entryPoint];
+          assert.equal(target.topic, `\${google_pubsub_topic.${topic}}`);
+          assert.equal(target.uri, `\${google_cloudfunctions2_function.${name}.service_config[0].uri}`);
+          assert.equal(target.timeout, `\${google_cloudfunctions2_function.${name}.service_config[0].timeout_seconds}`);
+        }
+        assert.equal(push().topic, '${each.value.topic.id}');
+        const config_ = block(push(), 'push_config')!;
+        assert.equal(config_.push_endpoint, '${each.value.uri}/projects/${var.project_id}/topics/${each.value.topic.name}', 'the path names the topic, which the Functions Framework reads into the event source');
+        const oidc = block(config_, 'oidc_token')!;
+        assert.equal(soleExpression(oidc.service_account_email), 'google_service_account.triggers.email');
+        assert.equal(oidc.audience, '${each.value.uri}');
       });
-    }
+
+      it('dead-letter after max_delivery_attempts, retry with backoff, never expire', () => {
+        const dead = block(push(), 'dead_letter_policy')!;
+        assert.equal(soleExpression(dead.dead_letter_topic), 'google_pubsub_topic.dead_letter.id');
+        assert.equal(variableOf(dead.max_delivery_attempts), 'max_delivery_attempts');
+        const retry = block(push(), 'retry_policy')!;
+        assert.match(retry.minimum_backoff, /^\d+s$/);
+        assert.match(retry.maximum_backoff, /^\d+s$/);
+        assert.ok(parseInt(retry.minimum_backoff, 10) <= parseInt(retry.maximum_backoff, 10) && parseInt(retry.maximum_backoff, 10) <= 600);
+        assert.equal(block(push(), 'expiration_policy')!.ttl, '');
+      });
+
+      it("give the function its whole timeout before a delivery counts as failed", () => {
+        assert.equal(push().ack_deadline_seconds, '${min(600, each.value.timeout + 30)}');
+        for (const { name } of Object.values(FUNCTIONS)) {
+          const timeout = Number(block(resource(config, `google_cloudfunctions2_function.${name}`), 'service_config')!.timeout_seconds);
+          assert.ok(Math.min(600, timeout + 30) >= timeout, `${name}: its timeout ${timeout}s exceeds the longest ack deadline`);
+        }
+      });
+
+      it("let the Pub/Sub agent acknowledge there (moving a message to the dead-letter topic needs it) and publish to the dead-letter topic", () => {
+        const ack = resource(config, 'google_pubsub_subscription_iam_member.pubsub_agent_acks_dead_letters');
+        assert.equal(ack.for_each, '${google_pubsub_subscription.push}');
+        assert.equal(ack.role, 'roles/pubsub.subscriber');
+        assert.equal(ack.member, 'serviceAccount:${local.pubsub_service_agent}');
+        const publish = resource(config, 'google_pubsub_topic_iam_member.pubsub_agent_publishes_dead_letters');
+        assert.equal(soleExpression(publish.topic), 'google_pubsub_topic.dead_letter.name');
+      });
+
+      it('leave nothing to a script: no Eventarc trigger on the two topics, no provisioner', () => {
+        for (const { name } of Object.values(FUNCTIONS)) assert.equal(block(resource(config, `google_cloudfunctions2_function.${name}`), 'event_trigger'), undefined);
+        assert.ok(!existsSync(join(TERRAFORM_DIR, 'scripts', 'attach-dead-letter.sh')));
+      });
+    });
   });
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
-import { VARIABLES } from '../../shared/config';
+import { VARIABLES, loadConfig } from '../../shared/config';
 import { FUNCTION_NAMES } from '../../functions/registry';
 import {
   REPO_ROOT,
@@ -19,11 +19,15 @@ import {
   type TerraformConfig,
 } from './model';
 
-/** The trigger each entry point is deployed with. */
-const TRIGGERS: Record<string, { eventType?: string; topic?: string; retry?: string }> = {
+/**
+ * How each entry point is invoked: publishOps by Cloud Scheduler over HTTP, the two Pub/Sub
+ * functions by a Terraform-managed push subscription on their topic (pubsub.tf), mergeOnComplete
+ * by an Eventarc trigger on Dataflow's job events.
+ */
+const TRIGGERS: Record<string, { eventType?: string; push?: string; retry?: string }> = {
   publishOps: {},
-  collectIds: { eventType: 'google.cloud.pubsub.topic.v1.messagePublished', topic: 'ids', retry: 'RETRY_POLICY_RETRY' },
-  launchDataflow: { eventType: 'google.cloud.pubsub.topic.v1.messagePublished', topic: 'batches', retry: 'RETRY_POLICY_RETRY' },
+  collectIds: { push: 'ids' },
+  launchDataflow: { push: 'batches' },
   mergeOnComplete: { eventType: 'google.cloud.dataflow.job.v1beta3.statusChanged', retry: 'RETRY_POLICY_RETRY' },
 };
 
@@ -60,22 +64,28 @@ describe('terraform/: the four functions, their configuration and their source',
       it('is triggered as the chain expects', () => {
         const expected = TRIGGERS[entryPoint];
         const trigger = block(fn().body, 'event_trigger');
+        const push = (resource(config, 'google_pubsub_subscription.push').for_each as Record<string, { topic: string; uri: string }>)[entryPoint];
         if (!expected.eventType) {
-          assert.equal(trigger, undefined, `${entryPoint} is HTTP-triggered: no event trigger`);
+          assert.equal(trigger, undefined, `${entryPoint} has no event trigger: ${expected.push ? 'a push subscription delivers to it' : 'it is HTTP-triggered'}`);
+          if (expected.push) {
+            assert.equal(soleExpression(push?.topic), `google_pubsub_topic.${expected.push}`);
+            assert.equal(soleExpression(push?.uri), `google_cloudfunctions2_function.${fn().name}.service_config[0].uri`);
+          } else assert.equal(push, undefined);
           return;
         }
+        assert.equal(push, undefined);
         assert.ok(trigger, `${entryPoint} has no event trigger`);
         assert.equal(trigger.event_type, expected.eventType);
         assert.equal(trigger.retry_policy, expected.retry);
         assert.equal(trigger.trigger_region, '${var.region}');
         assert.equal(targetName(trigger.service_account_email), 'triggers', 'triggers deliver as the triggers service account');
-        if (expected.topic) assert.equal(soleExpression(trigger.pubsub_topic), `google_pubsub_topic.${expected.topic}.id`);
-        else assert.equal(trigger.pubsub_topic, undefined);
+        assert.equal(trigger.pubsub_topic, undefined);
       });
 
-      it('runs Node.js 20 or newer from the source archive', () => {
+      it('runs a supported Node.js from the source archive, built into the managed image repository', () => {
         const build = block(fn().body, 'build_config')!;
         assert.equal(variableOf(build.runtime), 'function_runtime');
+        assert.equal(soleExpression(build.docker_repository), 'google_artifact_registry_repository.functions.id');
         const storage = block(block(build, 'source'), 'storage_source')!;
         assert.equal(soleExpression(storage.bucket), 'google_storage_bucket.source.name');
         assert.equal(soleExpression(storage.object), 'google_storage_bucket_object.function_source.name');
@@ -91,10 +101,11 @@ describe('terraform/: the four functions, their configuration and their source',
         const service = block(fn().body, 'service_config')!;
         assert.match(String(service.available_memory), /^\d+(Mi|Gi)$/);
         const timeout = Number(valueOf(config, service.timeout_seconds));
-        assert.ok(timeout >= 30 && timeout <= (TRIGGERS[entryPoint].eventType ? 540 : 3600), `timeout ${timeout}`);
+        assert.ok(timeout >= 30 && timeout <= (entryPoint === 'publishOps' ? 3600 : 540), `timeout ${timeout}`);
         assert.ok(Number(service.max_instance_count) >= 1);
         assert.equal(service.min_instance_count, 0, 'scale to zero between cycles');
-        if (TRIGGERS[entryPoint].eventType) assert.equal(service.ingress_settings, 'ALLOW_INTERNAL_ONLY');
+        if (entryPoint !== 'publishOps') assert.equal(service.ingress_settings, 'ALLOW_INTERNAL_ONLY');
+        else assert.equal(variableOf(service.ingress_settings), 'publish_ops_ingress');
       });
     });
   }
@@ -113,7 +124,8 @@ describe('terraform/: the four functions, their configuration and their source',
       const condition = String(block(config.variables.get('function_runtime'), 'validation')!.condition);
       return new RegExp(/regex\("([^"]+)"/.exec(condition)![1]);
     };
-    for (const [runtime, accepted] of [['nodejs20', true], ['nodejs22', true], ['nodejs24', true], ['nodejs18', false], ['nodejs8', false], ['python312', false]] as const) {
+    // Node.js 20 was decommissioned on Cloud Run functions on 2026-10-30.
+    for (const [runtime, accepted] of [['nodejs22', true], ['nodejs24', true], ['nodejs26', true], ['nodejs30', true], ['nodejs100', true], ['nodejs20', false], ['nodejs21', false], ['nodejs18', false], ['nodejs8', false], ['python312', false]] as const) {
       it(`${accepted ? 'accepts' : 'refuses'} ${runtime}`, () => assert.equal(pattern().test(runtime), accepted));
     }
     it('defaults to an accepted runtime', () => assert.ok(pattern().test(String(config.variables.get('function_runtime')!.default))));
@@ -154,7 +166,7 @@ describe('terraform/: the four functions, their configuration and their source',
     it('points the functions at the resources created here', () => {
       const env = environment();
       assert.equal(soleExpression(env.STATE_BUCKET), 'google_storage_bucket.state.name');
-      assert.equal(env.PIPELINE_FILE, 'gs://${google_storage_bucket.state.name}/${google_storage_bucket_object.pipeline.name}');
+      assert.equal(env.PIPELINE_FILE, 'gs://${google_storage_bucket_object.pipeline.bucket}/${google_storage_bucket_object.pipeline.name}');
       assert.equal(env.DATAFLOW_TEMP_LOCATION, 'gs://${google_storage_bucket.dataflow.name}/temp');
       assert.equal(soleExpression(env.DATAFLOW_SERVICE_ACCOUNT), 'google_service_account.dataflow_worker.email');
       assert.equal(soleExpression(env.IDS_TOPIC), 'google_pubsub_topic.ids.name');
@@ -237,7 +249,47 @@ describe('terraform/: the four functions, their configuration and their source',
     });
   });
 
-  it('keeps the dead-letter script beside the configuration', () => {
-    assert.ok(existsSync(join(REPO_ROOT, 'terraform', 'scripts', 'attach-dead-letter.sh')));
+  it('admits only internal traffic to publishOps by default (Cloud Scheduler of the project is internal)', () => {
+    const ingress = config.variables.get('publish_ops_ingress')!;
+    assert.equal(ingress.default, 'ALLOW_INTERNAL_ONLY');
+    assert.match(String(block(ingress, 'validation')!.condition), /"ALLOW_ALL"/, 'opening it stays possible');
+  });
+});
+
+describe('terraform/: validations that agree with the functions', () => {
+  let config: TerraformConfig;
+  before(async () => {
+    config = await loadTerraform();
+  });
+
+  /** The pattern of a variable's `can(regex("...", var.x))` validation, as a RegExp. */
+  const patternOf = (variable: string) => {
+    const condition = String(block(config.variables.get(variable), 'validation')!.condition);
+    const source = /regex\("((?:[^"\\]|\\.)+)", var\./.exec(condition)![1].replace(/\\\\/g, '\\');
+    return new RegExp(source);
+  };
+  const functionsAccept = (name: 'STUCK_AFTER' | 'REGION', value: string) => {
+    try {
+      loadConfig({ [name]: value });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  it('stuck_after: Terraform accepts exactly what the functions accept at start-up (at least a minute)', () => {
+    const pattern = patternOf('stuck_after');
+    const values = ['0s', '30s', '59s', '60s', '61s', '90s', '100s', '3600s', '0m', '1m', '010m', '15m', '0h', '1h', '1d', '59999ms', '60000ms', '600000ms', '1.5h', 'PT15M', '15 m', '15'];
+    for (const value of values) assert.equal(pattern.test(value), functionsAccept('STUCK_AFTER', value), `stuck_after=${JSON.stringify(value)}`);
+    for (const refused of ['0s', '30s', '59s', '0m', '59999ms']) assert.ok(!pattern.test(refused), `${refused} is under a minute`);
+    assert.ok(pattern.test(String(config.variables.get('stuck_after')!.default)));
+  });
+
+  it('region: Terraform and the functions accept the same regions, two-digit suffixes included', () => {
+    const pattern = patternOf('region');
+    for (const value of ['europe-west1', 'europe-west10', 'europe-west12', 'us-central1', 'me-central2', 'northamerica-northeast2', 'europe-west', 'europe-west100', 'EU', 'europe west1', 'europe-west1a']) {
+      assert.equal(pattern.test(value), functionsAccept('REGION', value), `region=${value}`);
+    }
+    assert.ok(pattern.test('europe-west10'));
   });
 });

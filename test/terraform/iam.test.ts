@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PUBLIC_PRINCIPALS, TERRAFORM_DIR, commentAbove, grantsOf, loadTerraform, parseTerraform, publicPrincipals, resourcesOfType, type Grant, type TerraformConfig } from './model';
+import { PUBLIC_PRINCIPALS, TERRAFORM_DIR, block, commentAbove, grantsOf, loadTerraform, parseTerraform, publicPrincipals, resource, resourcesOfType, soleExpression, type Grant, type TerraformConfig } from './model';
 
 /**
  * The roles each identity must hold, and where: exactly these, nothing more. `project` is the
@@ -26,7 +26,7 @@ const EXPECTED_ROLES: Record<string, string[]> = {
     'roles/bigquery.jobUser on project',
     'roles/bigquery.dataEditor on dataset:staging',
     'roles/storage.objectUser on bucket:state',
-    'roles/dataflow.developer on project',
+    'custom:dataflow_launcher on project',
     'roles/iam.serviceAccountUser on serviceAccount:dataflow_worker',
   ],
   merge_on_complete: [
@@ -43,7 +43,9 @@ const EXPECTED_ROLES: Record<string, string[]> = {
     'roles/eventarc.eventReceiver on project',
   ],
   dataflow_worker: [
-    'roles/dataflow.worker on project',
+    'custom:dataflow_worker on project',
+    'roles/viewer on project',
+    'roles/storage.objectAdmin on project if bucket:local.default_staging_bucket',
     'roles/bigquery.user on project',
     'roles/bigquery.dataViewer on table:var.ussd_table',
     'roles/bigquery.dataViewer on table:var.transactions_table',
@@ -51,16 +53,52 @@ const EXPECTED_ROLES: Record<string, string[]> = {
     'roles/bigquery.dataViewer on table:var.agents_table',
     'roles/bigquery.dataEditor on dataset:staging',
     'roles/storage.objectUser on bucket:dataflow',
-    'roles/storage.objectViewer on bucket:state',
+    'roles/storage.objectViewer on bucket:source if objects under pipeline/',
   ],
-  // The Google-managed Pub/Sub service agent.
-  'local.pubsub_service_agent': ['roles/pubsub.publisher on topic:dead_letter', 'roles/iam.serviceAccountTokenCreator on serviceAccount:triggers'],
+  build: ['roles/logging.logWriter on project', 'roles/artifactregistry.writer on repository:functions', 'roles/storage.objectViewer on project if bucket:local.function_sources_bucket'],
+  // The Google-managed service agents.
+  'local.pubsub_service_agent': [
+    'roles/pubsub.publisher on topic:dead_letter',
+    'roles/pubsub.subscriber on subscription:push',
+    'roles/iam.serviceAccountTokenCreator on serviceAccount:triggers',
+  ],
+  'local.eventarc_service_agent': ['roles/eventarc.serviceAgent on project'],
 };
 
 /** Roles that exist at project level only (the API has no narrower resource for them). */
-const PROJECT_ONLY_ROLES = ['roles/bigquery.jobUser', 'roles/bigquery.user', 'roles/dataflow.developer', 'roles/dataflow.viewer', 'roles/dataflow.worker', 'roles/eventarc.eventReceiver'];
+const PROJECT_ONLY_ROLES = [
+  'roles/bigquery.jobUser',
+  'roles/bigquery.user',
+  'roles/dataflow.viewer',
+  'roles/eventarc.eventReceiver',
+  'roles/eventarc.serviceAgent',
+  'roles/logging.logWriter',
+  // Required by Google's Flex Template guide for the launcher and worker account (see iam.tf).
+  'roles/viewer',
+  'custom:dataflow_launcher',
+  'custom:dataflow_worker',
+];
 
-const describeGrant = (grant: Grant) => `${grant.role} on ${grant.scope}`;
+/** `roles/x`, or `custom:<name>` for a role of google_project_iam_custom_role.<name>. */
+const roleName = (role: string) => {
+  const custom = /^\$\{google_project_iam_custom_role\.(\w+)\.name\}$/.exec(role);
+  return custom ? `custom:${custom[1]}` : role;
+};
+
+/** What an IAM condition narrows a grant to: a bucket named by a local, or a prefix of objects. */
+const conditionScope = (condition: string | undefined) => {
+  if (condition === undefined) return '';
+  const bucket = /^resource\.name == "projects\/_\/buckets\/\$\{(local\.\w+)\}" \|\| resource\.name\.startsWith\("projects\/_\/buckets\/\$\{\1\}\/"\)$/.exec(condition);
+  if (bucket) return ` if bucket:${bucket[1]}`;
+  const objects = /^resource\.name\.startsWith\("projects\/_\/buckets\/\$\{google_storage_bucket\.\w+\.name\}\/objects\/([\w/-]+\/)"\)$/.exec(condition);
+  if (objects) return ` if objects under ${objects[1]}`;
+  return ` if ${condition}`;
+};
+
+const describeGrant = (grant: Grant) => `${roleName(grant.role)} on ${grant.scope}${conditionScope(grant.condition)}`;
+
+/** The permissions of a custom role of the configuration. */
+const permissionsOf = (config: TerraformConfig, name: string) => resource(config, `google_project_iam_custom_role.${name}`).permissions as string[];
 
 describe('terraform/: identities and least privilege', () => {
   let config: TerraformConfig;
@@ -70,7 +108,7 @@ describe('terraform/: identities and least privilege', () => {
     grants = grantsOf(config);
   });
 
-  it('creates one service account per function, one for the scheduler, the triggers and the Dataflow workers', () => {
+  it('creates one service account per function, one for the scheduler, the deliveries, the Dataflow workers and the builds', () => {
     const accounts = resourcesOfType(config, 'google_service_account');
     assert.deepEqual([...accounts.keys()].sort(), Object.keys(EXPECTED_ROLES).filter((name) => !name.startsWith('local.')).sort());
     for (const [name, account] of accounts) {
@@ -91,14 +129,72 @@ describe('terraform/: identities and least privilege', () => {
     assert.deepEqual(grants.filter((grant) => !known.has(grant.principal)).map((grant) => grant.address), []);
   });
 
-  it('grants at project level only the roles that have no narrower resource', () => {
-    for (const grant of grants.filter((g) => g.scope === 'project')) assert.ok(PROJECT_ONLY_ROLES.includes(grant.role), `${grant.address}: ${grant.role} should be granted on a bucket, dataset, table or topic`);
+  it('grants at project level only the roles that have no narrower resource, or storage narrowed by a condition to one bucket', () => {
+    for (const grant of grants.filter((g) => g.scope === 'project')) {
+      if (grant.role.startsWith('roles/storage.')) {
+        assert.match(conditionScope(grant.condition), /^ if bucket:local\.\w+$/, `${grant.address}: a project-level storage grant must be narrowed to one bucket`);
+        continue;
+      }
+      assert.ok(PROJECT_ONLY_ROLES.includes(roleName(grant.role)), `${grant.address}: ${grant.role} should be granted on a bucket, dataset, table or topic`);
+      assert.equal(grant.condition, undefined);
+    }
   });
 
-  it("narrows the Dataflow workers' read of the state bucket to the pipeline file", () => {
-    const grant = grants.find((g) => g.principal === 'dataflow_worker' && g.scope === 'bucket:state')!;
-    assert.equal(grant.condition, 'resource.name.startsWith("projects/_/buckets/${google_storage_bucket.state.name}/objects/pipeline/")');
-    assert.ok(grants.filter((g) => g.scope.startsWith('bucket:') && g.role !== 'roles/storage.objectViewer').every((g) => g.condition === undefined));
+  it('names in project-level conditions exactly the buckets Google creates for Cloud Functions sources and Dataflow staging', () => {
+    assert.equal(config.locals.get('function_sources_bucket'), 'gcf-v2-sources-${data.google_project.this.number}-${var.region}');
+    assert.equal(config.locals.get('default_staging_bucket'), 'dataflow-staging-${var.region}-${data.google_project.this.number}');
+  });
+
+  describe('the Dataflow workers cannot read the chain\'s buckets', () => {
+    it('run with a custom role: the worker permissions without any storage permission', () => {
+      const permissions = permissionsOf(config, 'dataflow_worker');
+      assert.deepEqual(permissions.filter((p) => p.startsWith('storage.')), []);
+      for (const needed of ['dataflow.workItems.lease', 'dataflow.workItems.update', 'dataflow.workItems.sendMessage', 'dataflow.shuffle.read', 'dataflow.shuffle.write', 'dataflow.jobs.get', 'compute.instances.setDiskAutoDelete', 'logging.logEntries.create', 'monitoring.timeSeries.create']) {
+        assert.ok(permissions.includes(needed), `the worker role lacks ${needed}`);
+      }
+      assert.equal(new Set(permissions).size, permissions.length);
+      assert.ok(!grants.some((g) => g.role === 'roles/dataflow.worker'), 'roles/dataflow.worker carries project-wide storage.objects.get/create');
+    });
+
+    it('are granted the state bucket nowhere, and the source bucket for pipeline/ only', () => {
+      const worker = grants.filter((g) => g.principal === 'dataflow_worker');
+      assert.deepEqual(worker.filter((g) => g.scope === 'bucket:state'), []);
+      const source = worker.filter((g) => g.scope === 'bucket:source');
+      assert.deepEqual(source.map(describeGrant), ['roles/storage.objectViewer on bucket:source if objects under pipeline/']);
+    });
+
+    it('hold roles/viewer because the Flex Template guide requires it, with the guide cited', () => {
+      assert.match(commentAbove(config, 'google_project_iam_member.dataflow_worker_views_project'), /https:\/\/cloud\.google\.com\/dataflow\/docs\/guides\/templates\/run-flex-templates/);
+      assert.match(commentAbove(config, 'google_project_iam_member.dataflow_worker_uses_default_staging'), /staging/);
+    });
+  });
+
+  it('lets launchDataflow launch and read jobs, not cancel or update them, nor start builds', () => {
+    const permissions = permissionsOf(config, 'dataflow_launcher');
+    for (const needed of ['dataflow.jobs.create', 'dataflow.jobs.get', 'dataflow.jobs.list']) assert.ok(permissions.includes(needed), needed);
+    for (const permission of permissions) assert.match(permission, /^dataflow\.(jobs\.(create|get|list)|messages\.list|metrics\.get)$/);
+    assert.ok(!grants.some((g) => g.role === 'roles/dataflow.developer' || g.role === 'roles/dataflow.admin'));
+  });
+
+  it('gives custom roles IDs that IAM accepts for any name_prefix', () => {
+    for (const [name, role] of resourcesOfType(config, 'google_project_iam_custom_role')) {
+      assert.equal(role.role_id, `\${replace(var.name_prefix, "-", "_")}_${name}`);
+      assert.match(`ussd_consol_${name}`, /^[a-zA-Z0-9_.]{3,64}$/);
+    }
+  });
+
+  it('keeps the pipeline file where only the deployer writes: no function account can write the source bucket', () => {
+    const pipeline = resource(config, 'google_storage_bucket_object.pipeline');
+    assert.equal(soleExpression(pipeline.bucket), 'google_storage_bucket.source.name');
+    assert.deepEqual(grants.filter((g) => g.scope === 'bucket:source' && g.role !== 'roles/storage.objectViewer').map((g) => g.address), []);
+    assert.deepEqual(grants.filter((g) => g.scope === 'bucket:source').map((g) => g.principal), ['dataflow_worker']);
+  });
+
+  it('builds every function as the build account, which holds exactly what a build needs', () => {
+    for (const [name, fn] of resourcesOfType(config, 'google_cloudfunctions2_function')) {
+      assert.equal(soleExpression(block(fn, 'build_config')!.service_account), 'google_service_account.build.id', `${name} builds as the default Compute Engine account`);
+    }
+    assert.ok(!config.variables.has('build_service_account'), 'the build account is always the one created here');
   });
 
   it('uses additive grants only: no authoritative bindings or policies', () => {
@@ -112,19 +208,13 @@ describe('terraform/: identities and least privilege', () => {
     }
   });
 
-  it("explains the grant the dead-letter script makes, and makes it to the Pub/Sub agent only", () => {
-    const script = readFileSync(join(TERRAFORM_DIR, 'scripts', 'attach-dead-letter.sh'), 'utf8');
-    const bindings = [...script.matchAll(/add-iam-policy-binding[\s\S]*?--role="([^"]+)"/g)].map((m) => m[1]);
-    assert.deepEqual(bindings, ['roles/pubsub.subscriber']);
-    assert.match(script, /--member="serviceAccount:\$PUBSUB_SERVICE_AGENT"/);
-    assert.match(script.split('\n').slice(0, 6).join('\n'), /acknowledge/);
-  });
-
   describe('no public principal', () => {
     it('appears anywhere in the configuration or its scripts', () => {
       assert.deepEqual(publicPrincipals(config), []);
-      const script = readFileSync(join(TERRAFORM_DIR, 'scripts', 'attach-dead-letter.sh'), 'utf8');
-      for (const principal of PUBLIC_PRINCIPALS) assert.ok(!script.includes(principal), `the script names ${principal}`);
+      for (const name of ['deploy.sh', 'check.sh']) {
+        const script = readFileSync(join(TERRAFORM_DIR, name), 'utf8');
+        for (const principal of PUBLIC_PRINCIPALS) assert.ok(!script.includes(principal), `${name} names ${principal}`);
+      }
     });
 
     it('never allows unauthenticated calls of a function', () => {

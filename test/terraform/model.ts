@@ -308,6 +308,7 @@ const GRANT_TARGETS: Record<string, { kind: string; attribute?: string }> = {
   google_pubsub_subscription_iam_member: { kind: 'subscription', attribute: 'subscription' },
   google_cloud_run_v2_service_iam_member: { kind: 'service', attribute: 'name' },
   google_service_account_iam_member: { kind: 'serviceAccount', attribute: 'service_account_id' },
+  google_artifact_registry_repository_iam_member: { kind: 'repository', attribute: 'repository' },
 };
 
 export interface Grant {
@@ -320,10 +321,13 @@ export interface Grant {
   condition?: string;
 }
 
-/** What an attribute points at: the resource's name for `${type.name.attr}`, `var.x` / `local.x` for those. */
+/**
+ * What an attribute points at: the resource's name for `${type.name.attr}` (or
+ * `${type.name[each.key].attr}`), `var.x` / `local.x` for those.
+ */
 export function targetName(value: unknown): string {
   const expression = soleExpression(value);
-  const match = expression ? /^([A-Za-z_]\w*)\.([A-Za-z_]\w*)(?:\.[\w.[\]"]+)?$/.exec(expression) : null;
+  const match = expression ? /^([A-Za-z_]\w*)\.([A-Za-z_]\w*)(?:\[[\w.]+\])?(?:\.[\w.[\]"]+)?$/.exec(expression) : null;
   if (!match) return String(value);
   return match[1] === 'var' || match[1] === 'local' ? `${match[1]}.${match[2]}` : match[2];
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from '@cdktf/hcl2json';
 import {
@@ -51,7 +51,7 @@ describe('terraform/: files, versions, variables, outputs, references', () => {
 
     it('gives every provider a source and a bounded version', () => {
       const providers = Object.assign({}, ...config.terraform.flatMap((t) => blocks(t, 'required_providers'))) as Record<string, { source: string; version: string }>;
-      assert.deepEqual(Object.keys(providers).sort(), ['archive', 'google']);
+      assert.deepEqual(Object.keys(providers).sort(), ['archive', 'google', 'google-beta', 'time']);
       for (const [name, spec] of Object.entries(providers)) {
         assert.equal(spec.source, `hashicorp/${name}`);
         assert.match(spec.version, />=\s*\d+\.\d+/, `${name} has no lower bound`);
@@ -62,8 +62,22 @@ describe('terraform/: files, versions, variables, outputs, references', () => {
     it('uses only providers it pins', () => {
       const pinned = new Set(Object.keys(Object.assign({}, ...config.terraform.flatMap((t) => blocks(t, 'required_providers')))));
       const used = new Set([...config.resources.keys(), ...config.data.keys()].map((address) => address.split('_')[0]));
+      for (const body of config.resources.values()) if (typeof body.provider === 'string') used.add(body.provider.replace(/^\$\{(.*)\}$/, '$1'));
       used.delete('terraform'); // terraform_data is built in
       for (const provider of used) assert.ok(pinned.has(provider), `provider ${provider} is used but not pinned`);
+    });
+
+    it('configures the beta provider like the main one, so beta resources land in the same project and region', () => {
+      const google = config.providers.get('google')!;
+      const beta = config.providers.get('google-beta')!;
+      for (const key of ['project', 'region', 'default_labels']) assert.equal(beta[key], google[key], key);
+    });
+
+    it('tells to commit the lock file that the first init writes', () => {
+      const versions = config.files.find((f) => f.name === 'versions.tf')!.text;
+      assert.match(versions, /\.terraform\.lock\.hcl/);
+      const readme = readFileSync(join(TERRAFORM_DIR, 'README.md'), 'utf8');
+      assert.match(readme, /commit[^.]*`?\.terraform\.lock\.hcl`?|`?\.terraform\.lock\.hcl`?[^.]*commit/i);
     });
   });
 
@@ -185,6 +199,36 @@ resource "google_pubsub_subscription" "s" {
       assert.deepEqual(tableNames('Outputs').sort(), [...config.outputs.keys()].sort());
     });
 
+    it('walks a new user from an empty project to a running chain: roles, deploy.sh, lock file, check.sh', () => {
+      const walk = readme.split(/^## /m).find((part) => part.startsWith('From an empty project to a running chain'));
+      assert.ok(walk, 'no "## From an empty project to a running chain" section');
+      for (const needed of ['Owner', 'Project IAM Admin', 'Role Administrator', 'serviceusage.googleapis.com', 'terraform/deploy.sh', '.terraform.lock.hcl', 'terraform/check.sh', '### What the first apply creates, in order', 'time_sleep', 'google_project_service_identity']) {
+        assert.ok(walk.includes(needed), `the walkthrough does not mention ${needed}`);
+      }
+      for (const script of ['deploy.sh', 'check.sh']) assert.ok((statSync(join(TERRAFORM_DIR, script)).mode & 0o111) !== 0, `${script} is not executable`);
+    });
+
+    it('says where a poison event ends up, for the push-delivered functions and for mergeOnComplete', () => {
+      const section = readme.split(/^### /m).find((part) => part.startsWith('Dead letters'));
+      assert.ok(section, 'no "### Dead letters" section');
+      const [push, merge] = section.split(/^\* /m).slice(1);
+      assert.match(push, /collectIds and launchDataflow/);
+      assert.match(push, /max_delivery_attempts/);
+      assert.match(push, /consolidation-dead-letter-inspect/);
+      assert.match(merge, /mergeOnComplete/);
+      assert.match(merge, /reconciler/);
+      assert.match(merge, /stuck_after/);
+    });
+
+    it('tears down without losing the consolidated table, with a command naming resources that exist', () => {
+      const teardown = readme.split(/^## /m).find((part) => part.startsWith('Tearing it down'))!;
+      const command = /terraform state rm ([^\n]+)/.exec(teardown);
+      assert.ok(command, 'no terraform state rm command');
+      const addresses = command[1].trim().split(/\s+/);
+      assert.ok(addresses.includes('google_bigquery_table.consolidated'), 'the consolidated table is not kept');
+      for (const address of addresses) assert.ok(config.resources.has(address), `${address} is not a resource of the configuration`);
+    });
+
     it('gives an example terraform.tfvars that parses and sets only declared variables, the required ones included', async () => {
       const example = /```hcl\n# terraform\.tfvars\n([\s\S]*?)```/.exec(readme);
       assert.ok(example, 'no ```hcl block starting with "# terraform.tfvars"');
@@ -194,17 +238,10 @@ resource "google_pubsub_subscription" "s" {
     });
   });
 
-  it('declares each provisioner-run script it uses, executable by bash', () => {
-    let scripts = 0;
+  it('runs no provisioner: everything the apply sets up is a resource Terraform reads back and repairs', () => {
     for (const [address, body] of config.resources) {
-      // hcl2json keys provisioners by type: { "local-exec": [ ... ] }
-      for (const exec of blocks(body.provisioner, 'local-exec')) {
-        scripts++;
-        const script = String(exec.command).replace('${path.module}', TERRAFORM_DIR);
-        assert.ok(existsSync(script), `${address} runs ${script}, which does not exist`);
-        assert.deepEqual(exec.interpreter, ['/bin/bash']);
-      }
+      assert.equal(body.provisioner, undefined, `${address} runs a provisioner`);
+      assert.ok(!address.startsWith('terraform_data.') && !address.startsWith('null_resource.'), `${address} hides work from Terraform`);
     }
-    assert.equal(scripts, 1);
   });
 });

@@ -93,7 +93,7 @@ export async function bareConsolidate(connection: DuckDBConnection, request: Bar
   await run(connection, { sql: `CREATE OR REPLACE TABLE ${q(TABLES.enriched)} AS\n${await enrichmentSelect(connection)}`, params: {} });
   const enrichedAt = performance.now();
 
-  const days = (await connection.runAndReadAll(`SELECT DISTINCT CAST(CAST(created_at AS DATE) AS VARCHAR) FROM ${q(TABLES.enriched)} WHERE created_at IS NOT NULL`))
+  const days = (await connection.runAndReadAll(`SELECT DISTINCT CAST(CAST(${duckdbDialect.timestampFromMicros('created_at_us')} AS DATE) AS VARCHAR) FROM ${q(TABLES.enriched)} WHERE created_at_us IS NOT NULL`))
     .getRows()
     .map(([day]) => String(day));
   await run(connection, mergeEnriched(duckdbDialect, { target: CONSOLIDATED, enriched: TABLES.enriched }, { batchId: request.batchId, consolidatedAt: request.consolidatedAt, days, force: false }));

@@ -1,4 +1,4 @@
-import { BatchStore, newBatchId, paths, type Manifest, type RejectedRows, type SealMessage, type Window } from '../shared/batch';
+import { BatchStore, MAX_CHUNK_ID_BYTES, newBatchId, paths, type Manifest, type RejectedRows, type SealMessage, type Window } from '../shared/batch';
 import { ChainError, errorMessage } from '../shared/errors';
 import type { Logger, Statement } from '../shared/ports';
 import type { ChainDependencies } from './dependencies';
@@ -29,28 +29,46 @@ export async function extractBatch(deps: ChainDependencies, request: ExtractRequ
   const logger = parentLogger.child({ batchId });
   const publishing = new InFlight(config.publishConcurrency);
   let chunk: string[] = [];
+  let chunkBytes = 0;
   let chunkCount = 0;
   let idCount = 0;
   const flush = async () => {
     const ids = chunk;
     const n = chunkCount++;
     chunk = [];
+    chunkBytes = 0;
     if (n === 0) await store.create(paths.open(batchId), JSON.stringify({ batchId, createdAt: clock.now().toISOString() }));
     await publishing.add(() => publisher.publish(config.idsTopic, { data: { type: 'chunk', batchId, chunk: n, ids }, attributes: { type: 'chunk', batchId, chunk: String(n) } }));
     logger.debug('Published a chunk of IDs', { chunk: n, ids: ids.length });
   };
   // No promise per ID: a million awaits cost seconds where a request runs inside a Node domain.
+  // A chunk is full at CHUNK_SIZE IDs or at MAX_CHUNK_ID_BYTES of them as JSON, whichever comes
+  // first, so that long IDs never make a message larger than Pub/Sub takes.
+  let nextBytes = 0;
+  const fits = (id: string): boolean => {
+    nextBytes = Buffer.byteLength(JSON.stringify(id)) + 1;
+    if (nextBytes > MAX_CHUNK_ID_BYTES) throw new ChainError(`An operation ID of ${nextBytes} bytes cannot travel in a message (at most ${MAX_CHUNK_ID_BYTES})`, { batchId, id: id.slice(0, 100) });
+    return chunk.length === 0 || chunkBytes + nextBytes <= MAX_CHUNK_ID_BYTES;
+  };
   const take = (id: string): boolean => {
     chunk.push(id);
+    chunkBytes += nextBytes;
     idCount++;
     return chunk.length >= config.chunkSize;
   };
   try {
     if ('ids' in request.source) {
-      for (const id of request.source.ids) if (take(id)) await flush();
+      for (const id of request.source.ids) {
+        if (!fits(id)) await flush();
+        if (take(id)) await flush();
+      }
     } else {
       for await (const rows of warehouse.stream(request.source.query, { pageSize: config.chunkSize })) {
-        for (const row of rows) if (take(String(row.operation_id))) await flush();
+        for (const row of rows) {
+          const id = String(row.operation_id);
+          if (!fits(id)) await flush();
+          if (take(id)) await flush();
+        }
       }
     }
     if (chunk.length > 0) await flush();

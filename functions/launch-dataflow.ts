@@ -37,7 +37,7 @@ export function makeLaunchDataflow(deps: ChainDependencies): (event: CloudEvent<
       throw new ChainError(`Batch announced with ${storedCount} of ${manifest.chunkCount} chunks stored`, { batchId });
     }
     const { config, warehouse } = deps;
-    const tables = batchTables(config.stagingDataset, batchId);
+    const tables = batchTables(config.stagingDataset, batchId, attempt);
     const slug = batchSlug(batchId);
     await warehouse.loadNdjson(tables.ids, chunkFiles.map((f) => deps.store.uri(f)), loadSchema('batch_ids'), { jobId: `consolidation_ids_${slug}_a${attempt}` });
     await warehouse.query(createBatchParams(dialectOf(warehouse, config), tables.params, { batchId, windowTo: manifest.asOf ?? manifest.window.to }), { jobId: `consolidation_params_${slug}_a${attempt}` });

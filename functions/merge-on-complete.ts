@@ -2,7 +2,7 @@ import type { CloudEvent } from '@google-cloud/functions-framework';
 import { z } from 'zod';
 import { BATCH_ID_PATTERN, BatchStore, JOB_LABELS, batchSlug, batchTables, paths, type BatchState, type MergeCounts } from '../shared/batch';
 import { ChainError, errorMessage } from '../shared/errors';
-import { describeIssues } from '../shared/events';
+import { describeIssues, jobStateName } from '../shared/events';
 import type { Logger, QueryResult } from '../shared/ports';
 import { enrichedProfile, mergeEnriched } from '../shared/sql/statements';
 import { dialectOf } from '../shared/sql/render';
@@ -15,7 +15,11 @@ const MERGE_TRIES = 3;
 const jobSchema = z.object({
   id: z.string().min(1),
   name: z.string().min(1),
-  currentState: z.string().min(1),
+  currentState: z.unknown().transform((value, ctx) => {
+    const name = jobStateName(value);
+    if (name === undefined) ctx.addIssue({ code: 'custom', message: `not a Dataflow job state: ${JSON.stringify(value)}` });
+    return name ?? z.NEVER;
+  }),
   labels: z.record(z.string(), z.string()).optional(),
 });
 
@@ -24,6 +28,36 @@ export function batchIdFromLabel(label: string): string | undefined {
   const match = /^(\d{8})t(\d{6})z-([0-9a-f]{6})$/.exec(label);
   const batchId = match ? `${match[1]}T${match[2]}Z-${match[3]}` : undefined;
   return batchId && BATCH_ID_PATTERN.test(batchId) ? batchId : undefined;
+}
+
+/** The batch and attempt of a job named by jobNameFor (`consolidation-<batch>-a<n>`), or undefined. */
+export function batchOfJobName(name: string): { batchId: string; attempt: number } | undefined {
+  const match = /^consolidation-(.+)-a([1-9]\d{0,3})$/.exec(name);
+  const batchId = match ? batchIdFromLabel(match[1]) : undefined;
+  return match && batchId ? { batchId, attempt: Number(match[2]) } : undefined;
+}
+
+/** Who runs a batch's MERGE. A BigQuery job is readable by its creator only, so each identity has its own job IDs. */
+export type MergeRunner = 'mergeOnComplete' | 'reconciler';
+const MERGE_JOB_PREFIX: Record<MergeRunner, string> = { mergeOnComplete: 'consolidation_merge', reconciler: 'consolidation_reconciler_merge' };
+
+export function mergeJobIdFor(runner: MergeRunner, batchId: string, attempt: number): string {
+  return `${MERGE_JOB_PREFIX[runner]}_${batchSlug(batchId)}_a${attempt}`;
+}
+
+/**
+ * Whether a job is one of ours, and which batch and attempt it ran: from its labels, or, when the
+ * event carries no labels, from its deterministic name.
+ */
+function identifyJob(job: { name: string; labels?: Record<string, string> }): { batchId: string; attempt: number; byName: boolean } | 'other' | 'invalid' {
+  if (job.labels === undefined || Object.keys(job.labels).length === 0) {
+    const named = batchOfJobName(job.name);
+    return named ? { ...named, byName: true } : 'other';
+  }
+  if (job.labels.pipeline !== JOB_LABELS.pipeline) return 'other';
+  const batchId = batchIdFromLabel(job.labels.batch_id ?? '');
+  const attempt = Number(job.labels.attempt ?? '1');
+  return batchId && Number.isInteger(attempt) && attempt >= 1 ? { batchId, attempt, byName: false } : 'invalid';
 }
 
 function isConcurrentUpdate(error: unknown): boolean {
@@ -47,20 +81,23 @@ export function makeMergeOnComplete(deps: ChainDependencies): (event: CloudEvent
       return;
     }
     const job = parsed.data;
-    if (job.labels?.pipeline !== JOB_LABELS.pipeline) {
-      deps.logger.debug('Job status event of another pipeline ignored', { jobName: job.name });
+    const ours = identifyJob(job);
+    if (ours === 'other') {
+      deps.logger.debug('Job status event of another pipeline ignored (not our labels, or no labels and not our job name)', { jobName: job.name });
       return;
     }
     if (!TERMINAL_STATES.has(job.currentState)) {
       deps.logger.debug('Non-terminal job state ignored', { jobName: job.name, jobState: job.currentState });
       return;
     }
-    const batchId = batchIdFromLabel(job.labels.batch_id ?? '');
-    const attempt = Number(job.labels.attempt ?? '1');
-    if (!batchId || !Number.isInteger(attempt) || attempt < 1) {
+    if (ours === 'invalid') {
       deps.logger.error('Job of this pipeline without a valid batch_id or attempt label, acknowledged and set aside', { eventId: event.id, jobName: job.name, labels: job.labels });
       return;
     }
+    if (ours.byName) {
+      deps.logger.warn('Job status event without labels: the batch and attempt are read from the job name', { eventId: event.id, jobName: job.name, batchId: ours.batchId, attempt: ours.attempt });
+    }
+    const { batchId, attempt } = ours;
     const logger = deps.logger.child({ batchId, jobName: job.name, jobId: job.id, eventId: event.id });
     const batches = new BatchStore(deps.store);
     const current = await batches.readState(batchId);
@@ -72,7 +109,7 @@ export function makeMergeOnComplete(deps: ChainDependencies): (event: CloudEvent
       logger.info('Batch already merged, or the event is of an earlier attempt; nothing to do', { status: current.state.status, attempt });
       return;
     }
-    if (job.currentState === 'JOB_STATE_DONE') await mergeBatch(deps, logger, batchId, attempt, job);
+    if (job.currentState === 'JOB_STATE_DONE') await mergeBatch(deps, logger, batchId, attempt, job, 'mergeOnComplete');
     else await recordFailure(deps, logger, batches, batchId, attempt, job);
   };
 }
@@ -82,12 +119,24 @@ export function makeMergeOnComplete(deps: ChainDependencies): (event: CloudEvent
  * event never came), marks it MERGED, closes it and drops its tables. Safe to run again: the
  * MERGE's job ID is deterministic per batch and attempt.
  */
-export async function mergeBatch(deps: ChainDependencies, logger: Logger, batchId: string, attempt: number, job: { id: string; name: string; currentState: string }): Promise<void> {
+export async function mergeBatch(
+  deps: ChainDependencies,
+  logger: Logger,
+  batchId: string,
+  attempt: number,
+  job: { id: string; name: string; currentState: string },
+  runner: MergeRunner,
+): Promise<void> {
   const { config, warehouse, clock } = deps;
   const manifest = await new BatchStore(deps.store).readManifest(batchId);
   const dialect = dialectOf(warehouse, config);
-  const tables = batchTables(config.stagingDataset, batchId);
-  const profile = (await warehouse.query(enrichedProfile(dialect, tables.enriched))).rows;
+  const tables = batchTables(config.stagingDataset, batchId, attempt);
+  // Beam's BigQuery sink creates its table with the first row: a job that wrote nothing left none.
+  const written = await warehouse.tableExists(tables.enriched);
+  if (!written) {
+    logger.warn(`The job wrote no rows (no table ${warehouse.plainName(tables.enriched)}); the batch merges nothing`, { idCount: manifest?.idCount, table: warehouse.plainName(tables.enriched) });
+  }
+  const profile = written ? (await warehouse.query(enrichedProfile(dialect, tables.enriched))).rows : [];
   const days = [...new Set(profile.filter((r) => r.day !== null).map((r) => String(r.day)))];
   const statusCounts: Record<string, number> = {};
   let sourceRows = 0;
@@ -98,7 +147,7 @@ export async function mergeBatch(deps: ChainDependencies, logger: Logger, batchI
   }
 
   let result: QueryResult = { rows: [], dml: { inserted: 0, updated: 0, deleted: 0 } };
-  const mergeJobId = `consolidation_merge_${batchSlug(batchId)}_a${attempt}`;
+  const mergeJobId = mergeJobIdFor(runner, batchId, attempt);
   if (sourceRows > 0) {
     const force = manifest?.replay !== undefined;
     const statement = mergeEnriched(dialect, { target: config.tables.consolidated, enriched: tables.enriched }, { batchId, consolidatedAt: clock.now().toISOString(), days, force });
@@ -132,7 +181,9 @@ export async function mergeBatch(deps: ChainDependencies, logger: Logger, batchI
   );
   logger.info(marked ? 'Batch merged into the consolidated table' : 'Batch was marked merged by another delivery', { ...merge, mergeJobId, days: days.length });
   await deps.store.delete(paths.open(batchId));
-  for (const table of [tables.ids, tables.params, tables.enriched]) {
+  // Earlier attempts' tables too: a failed job may have written part of its rows.
+  const enrichedTables = Array.from({ length: attempt }, (_, n) => batchTables(config.stagingDataset, batchId, n + 1).enriched);
+  for (const table of [tables.ids, tables.params, ...enrichedTables]) {
     await warehouse.dropTable(table).catch((error) => logger.warn('Could not drop a batch table; it expires on its own', { table: table.table, error }));
   }
 }

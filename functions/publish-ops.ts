@@ -1,5 +1,6 @@
 import type { Request, Response } from '@google-cloud/functions-framework';
 import type { RejectedRows } from '../shared/batch';
+import { describeDuration, formatDuration } from '../shared/duration';
 import { BadRequestError, ChainError, ConflictError, errorMessage } from '../shared/errors';
 import { acquireLease, leaseOptionsOf, releaseLease } from '../shared/lease';
 import { changedOperationIds, rejectedRowCounts } from '../shared/sql/statements';
@@ -9,10 +10,18 @@ import { extractBatch } from './extract';
 import { reconcileBatches, type ReconcileAction } from './reconciler';
 import { checkReplay, parsePublishRequest, replay, type ReplayResult } from './replay';
 
+/** How far a run that MAX_WINDOW cut short still is from "now minus SAFETY_LAG". */
+export interface CatchUp {
+  /** Milliseconds between the new watermark and where an uncapped window would have ended. */
+  behindMs: number;
+  /** Runs of at most MAX_WINDOW each still needed to catch up. */
+  runsLeft: number;
+}
+
 export type PublishResult =
   | { status: 'up-to-date'; watermark: string }
-  | { status: 'empty'; window: { from: string; to: string }; idCount: 0; rejected: RejectedRows; watermark: string }
-  | { status: 'sealed'; batchId: string; window: { from: string; to: string }; idCount: number; chunkCount: number; rejected: RejectedRows; watermark: string };
+  | { status: 'empty'; window: { from: string; to: string }; idCount: 0; rejected: RejectedRows; watermark: string; catchUp?: CatchUp }
+  | { status: 'sealed'; batchId: string; window: { from: string; to: string }; idCount: number; chunkCount: number; rejected: RejectedRows; watermark: string; catchUp?: CatchUp };
 
 export type PublishResponse = (PublishResult | ReplayResult) & { reconciled: ReconcileAction[] };
 
@@ -71,8 +80,17 @@ export async function publishChangedOperations(deps: ChainDependencies): Promise
   const { config, store, warehouse, clock } = deps;
   const watermarkObject = await store.read(config.watermarkObject);
   const watermark = watermarkObject ? parseWatermark(watermarkObject.data, config.watermarkObject) : config.initialWatermark;
-  let to = new Date(clock.now().getTime() - config.safetyLagMs);
+  const target = new Date(clock.now().getTime() - config.safetyLagMs);
+  let to = target;
   if (config.maxWindowMs > 0 && to.getTime() - watermark.getTime() > config.maxWindowMs) to = new Date(watermark.getTime() + config.maxWindowMs);
+  const catchUp: CatchUp | undefined = to < target ? { behindMs: target.getTime() - to.getTime(), runsLeft: Math.ceil((target.getTime() - to.getTime()) / config.maxWindowMs) } : undefined;
+  if (catchUp) {
+    deps.logger.info(`Catching up: this run reads up to ${to.toISOString()}, ${describeDuration(catchUp.behindMs)} behind; about ${catchUp.runsLeft} more run(s) of at most MAX_WINDOW (${formatDuration(config.maxWindowMs)})`, {
+      watermark: watermark.toISOString(),
+      windowTo: to.toISOString(),
+      ...catchUp,
+    });
+  }
   if (to <= watermark) {
     deps.logger.info('Nothing to do: the watermark is up to date', { watermark: watermark.toISOString() });
     return { status: 'up-to-date', watermark: watermark.toISOString() };
@@ -93,11 +111,11 @@ export async function publishChangedOperations(deps: ChainDependencies): Promise
   if (batch.batchId === undefined) {
     await advanceWatermark(deps, watermarkObject?.generation, to, undefined);
     deps.logger.info('No operation changed in the window; watermark advanced', { window, watermark: to.toISOString() });
-    return { status: 'empty', window, idCount: 0, rejected, watermark: to.toISOString() };
+    return { status: 'empty', window, idCount: 0, rejected, watermark: to.toISOString(), ...(catchUp ? { catchUp } : {}) };
   }
   await advanceWatermark(deps, watermarkObject?.generation, to, batch.batchId);
   deps.logger.info('Batch sealed and watermark advanced', { batchId: batch.batchId, window, idCount: batch.idCount, chunkCount: batch.chunkCount, watermark: to.toISOString() });
-  return { status: 'sealed', batchId: batch.batchId, window, idCount: batch.idCount, chunkCount: batch.chunkCount, rejected, watermark: to.toISOString() };
+  return { status: 'sealed', batchId: batch.batchId, window, idCount: batch.idCount, chunkCount: batch.chunkCount, rejected, watermark: to.toISOString(), ...(catchUp ? { catchUp } : {}) };
 }
 
 /** Moves the watermark only if nobody moved it since it was read (generation match). */

@@ -127,7 +127,7 @@ async function checkJob(deps: ChainDependencies, logger: Logger, batches: BatchS
   const job = { id: state.jobId ?? 'unknown', name: state.jobName ?? 'unknown' };
   const jobState = state.jobId ? await deps.launcher.jobState(state.jobId) : undefined;
   if (jobState === 'JOB_STATE_DONE') {
-    await mergeBatch(deps, logger, batchId, attempt, { ...job, currentState: jobState });
+    await mergeBatch(deps, logger, batchId, attempt, { ...job, currentState: jobState }, 'reconciler');
     return { batchId, action: 'merged', detail: `job ${job.name} finished DONE but its status event never led to a MERGE; merged now` };
   }
   if (jobState !== undefined && !TERMINAL_STATES.has(jobState)) return { batchId, action: 'waiting', detail: `job ${job.name} is ${jobState}` };

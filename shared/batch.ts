@@ -33,12 +33,16 @@ export function labelValue(batchId: string): string {
   return batchId.toLowerCase();
 }
 
-export function batchTables(stagingDataset: string, batchId: string): { ids: TableRef; params: TableRef; enriched: TableRef } {
+/**
+ * The batch's tables. The enriched table is per attempt: Beam's BigQuery sink only appends, so a
+ * relaunched attempt must not write where a failed one may have left part of its rows.
+ */
+export function batchTables(stagingDataset: string, batchId: string, attempt: number): { ids: TableRef; params: TableRef; enriched: TableRef } {
   const slug = batchSlug(batchId);
   return {
     ids: { dataset: stagingDataset, table: `ids_${slug}` },
     params: { dataset: stagingDataset, table: `params_${slug}` },
-    enriched: { dataset: stagingDataset, table: `enriched_${slug}` },
+    enriched: { dataset: stagingDataset, table: `enriched_${slug}_a${attempt}` },
   };
 }
 
@@ -86,6 +90,11 @@ export const manifestSchema = z.object({
 export type Manifest = z.infer<typeof manifestSchema>;
 
 export const MAX_IDS_PER_CHUNK = 100_000;
+/**
+ * Bytes of a chunk's IDs as JSON, at most. Pub/Sub takes messages of up to 10 MB; this leaves room
+ * for the rest of the chunk message and its attributes.
+ */
+export const MAX_CHUNK_ID_BYTES = 9_000_000;
 
 export const chunkMessageSchema = z
   .object({

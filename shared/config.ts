@@ -11,6 +11,11 @@ const topicName = z.string().regex(/^[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}$/, 'must 
 const objectName = z.string().min(1).regex(/^[^\r\n#[\]*?]+$/, 'must be a valid object name');
 const duration = z.string().refine((s) => parseDuration(s) !== undefined, 'must be a duration such as 90s, 15m or 2h');
 const positiveInt = (max: number) => z.coerce.number().int().min(1).max(max);
+/** INITIAL_WATERMARK's explicit "from the beginning of the history". */
+export const FROM_THE_BEGINNING = 'beginning';
+const BEGINNING = '1970-01-01T00:00:00Z';
+/** MAX_WINDOW on Google Cloud when it is not set: 18 windows of 20 minutes per run while catching up. */
+const GCP_MAX_WINDOW = '6h';
 const timestamp = z.string().refine((s) => /^\d{4}-\d\d-\d\dT/.test(s) && !Number.isNaN(Date.parse(s)), 'must be an RFC 3339 timestamp');
 
 interface VariableSpec {
@@ -38,13 +43,21 @@ export const VARIABLES = {
   STAGING_DATASET: { schema: identifier, default: 'consolidation_staging', description: 'Dataset (DuckDB: schema) of the per-batch IDs, parameters and temp tables.' },
   IDS_TOPIC: { schema: topicName, default: 'ussd-operations-topic', description: 'Topic of the ID chunks and seals (publishOps -> collectIds).' },
   BATCHES_TOPIC: { schema: topicName, default: 'consolidation-batches', description: 'Topic announcing complete batches (collectIds -> launchDataflow).' },
-  CHUNK_SIZE: { schema: positiveInt(100_000), default: '1000', description: 'Operation IDs per message on the IDs topic.' },
+  CHUNK_SIZE: { schema: positiveInt(100_000), default: '1000', description: 'Operation IDs per message on the IDs topic (a message also ends at 9 MB of IDs: Pub/Sub takes at most 10 MB).' },
   PUBLISH_CONCURRENCY: { schema: positiveInt(1_000), default: '16', description: 'Chunk messages publishOps keeps in flight at once (bounds its memory).' },
   WATERMARK_OBJECT: { schema: objectName, default: 'last_timestamp.txt', description: 'Object holding the watermark, a plain RFC 3339 timestamp.' },
-  INITIAL_WATERMARK: { schema: timestamp, default: '1970-01-01T00:00:00Z', description: 'Watermark used when the watermark object does not exist yet.' },
+  INITIAL_WATERMARK: {
+    schema: z.union([z.literal(FROM_THE_BEGINNING), timestamp]),
+    default: '',
+    description: `Where the first run starts while the watermark object does not exist: an RFC 3339 timestamp, or \`${FROM_THE_BEGINNING}\` for the whole history (read in MAX_WINDOW steps). Required with \`gcp\`; empty locally means \`${FROM_THE_BEGINNING}\`.`,
+  },
   LOOKBACK: { schema: duration, default: '15m', description: 'Margin re-read before the watermark to catch late rows.' },
   SAFETY_LAG: { schema: duration, default: '2m', description: 'The window ends this long before now, so rows still being written are left for the next run.' },
-  MAX_WINDOW: { schema: duration, default: '0s', description: 'Longest window one batch covers when catching up (0s: no limit).' },
+  MAX_WINDOW: {
+    schema: duration,
+    default: '',
+    description: `Longest window one batch covers when catching up (0s: no limit); empty means \`${GCP_MAX_WINDOW}\` with \`gcp\` (a run must finish within the function's timeout), no limit locally.`,
+  },
   LEASE_OBJECT: { schema: objectName, default: 'lease.json', description: 'Create-only object that publishOps holds while it extracts, so two runs never extract at once.' },
   LEASE_DURATION: { schema: duration, default: '10m', description: 'How long a publishOps lease lasts if its holder dies without releasing it (keep it above the function timeout).' },
   STUCK_AFTER: { schema: duration, default: '15m', description: 'A batch that has not moved for this long is repaired by the reconciler and flagged by `consolidate status`.' },
@@ -53,6 +66,7 @@ export const VARIABLES = {
   TEMPLATE_PATH: { schema: z.string().regex(/^gs:\/\//, 'must be a gs:// path'), default: '', description: 'Flex Template spec; empty means `gs://dataflow-templates-<REGION>/latest/flex/Yaml_Template`.' },
   PIPELINE_FILE: { schema: z.string().regex(/^gs:\/\//, 'must be a gs:// path'), default: '', description: 'The pipeline file as uploaded; empty means `gs://<STATE_BUCKET>/pipeline/consolidation.yaml`.' },
   DATAFLOW_TEMP_LOCATION: { schema: z.string().regex(/^gs:\/\//, 'must be a gs:// path'), default: '', description: 'Dataflow temp location; empty means `gs://<STATE_BUCKET>/dataflow/temp`.' },
+  DATAFLOW_STAGING_LOCATION: { schema: z.string().regex(/^gs:\/\//, 'must be a gs:// path'), default: '', description: 'Dataflow staging location (where the launch stages the job\'s files); empty means `gs://<STATE_BUCKET>/dataflow/staging`.' },
   DATAFLOW_SERVICE_ACCOUNT: { schema: z.string().regex(/^$|^[^@\s]+@[^@\s]+$/, 'must be a service account e-mail'), default: '', description: 'Service account of the Dataflow workers (empty: the project default).' },
   DATAFLOW_MAX_WORKERS: { schema: positiveInt(1_000), default: '4', description: 'Upper bound of Dataflow workers per job.' },
   LOCAL_BUS_MAX_ATTEMPTS: { schema: positiveInt(100), default: '5', description: 'Local bus: deliveries of one message before it is dead-lettered.' },
@@ -95,6 +109,7 @@ export interface Config {
   templatePath: string;
   pipelineFile: string;
   dataflowTempLocation: string;
+  dataflowStagingLocation: string;
   dataflowServiceAccount: string;
   dataflowMaxWorkers: number;
   localBusMaxAttempts: number;
@@ -129,6 +144,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     for (const name of ['GCP_PROJECT', 'STATE_BUCKET'] as const) {
       if (!values[name] && !problems.some((p) => p.variable === name)) problems.push({ variable: name, problem: 'is required when CONSOLIDATION_BACKEND=gcp' });
     }
+    if (!values.INITIAL_WATERMARK && !problems.some((p) => p.variable === 'INITIAL_WATERMARK')) {
+      problems.push({
+        variable: 'INITIAL_WATERMARK',
+        problem: `is required when CONSOLIDATION_BACKEND=gcp: set where the first run starts (an RFC 3339 timestamp), or \`${FROM_THE_BEGINNING}\` to consolidate the whole history, MAX_WINDOW at a time`,
+      });
+    }
   }
   if (values.LEASE_OBJECT && values.LEASE_OBJECT === values.WATERMARK_OBJECT) problems.push({ variable: 'LEASE_OBJECT', problem: 'must differ from WATERMARK_OBJECT' });
   for (const name of ['LEASE_DURATION', 'STUCK_AFTER'] as const) {
@@ -160,10 +181,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     chunkSize: v.CHUNK_SIZE,
     publishConcurrency: v.PUBLISH_CONCURRENCY,
     watermarkObject: v.WATERMARK_OBJECT,
-    initialWatermark: new Date(v.INITIAL_WATERMARK),
+    initialWatermark: new Date(!v.INITIAL_WATERMARK || v.INITIAL_WATERMARK === FROM_THE_BEGINNING ? BEGINNING : v.INITIAL_WATERMARK),
     lookbackMs: parseDuration(v.LOOKBACK)!,
     safetyLagMs: parseDuration(v.SAFETY_LAG)!,
-    maxWindowMs: parseDuration(v.MAX_WINDOW)!,
+    maxWindowMs: parseDuration(v.MAX_WINDOW || (v.CONSOLIDATION_BACKEND === 'gcp' ? GCP_MAX_WINDOW : '0s'))!,
     leaseObject: v.LEASE_OBJECT,
     leaseMs: parseDuration(v.LEASE_DURATION)!,
     stuckAfterMs: parseDuration(v.STUCK_AFTER)!,
@@ -172,6 +193,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     templatePath: v.TEMPLATE_PATH || `gs://dataflow-templates-${v.REGION}/latest/flex/Yaml_Template`,
     pipelineFile: v.PIPELINE_FILE || (v.STATE_BUCKET ? `gs://${v.STATE_BUCKET}/pipeline/consolidation.yaml` : ''),
     dataflowTempLocation: v.DATAFLOW_TEMP_LOCATION || (v.STATE_BUCKET ? `gs://${v.STATE_BUCKET}/dataflow/temp` : ''),
+    dataflowStagingLocation: v.DATAFLOW_STAGING_LOCATION || (v.STATE_BUCKET ? `gs://${v.STATE_BUCKET}/dataflow/staging` : ''),
     dataflowServiceAccount: v.DATAFLOW_SERVICE_ACCOUNT,
     dataflowMaxWorkers: v.DATAFLOW_MAX_WORKERS,
     localBusMaxAttempts: v.LOCAL_BUS_MAX_ATTEMPTS,

@@ -13,3 +13,15 @@ export function formatDuration(ms: number): string {
   }
   return `${ms}ms`;
 }
+
+/** A length of time for people to read, to the minute: "20571d 10h 18m", "45m", "under a minute". */
+export function describeDuration(ms: number): string {
+  const minutes = Math.floor(ms / 60_000);
+  if (minutes < 1) return 'under a minute';
+  const parts = [
+    [Math.floor(minutes / 1440), 'd'],
+    [Math.floor((minutes % 1440) / 60), 'h'],
+    [minutes % 60, 'm'],
+  ] as const;
+  return parts.filter(([n]) => n > 0).map(([n, unit]) => `${n}${unit}`).join(' ');
+}

@@ -58,3 +58,32 @@ export function readMessage<T>(
   }
   return { messageId: decoded.messageId, data: parsed.data };
 }
+
+/** Dataflow's JobState enum in number order (google.dataflow.v1beta3.JobState). */
+const JOB_STATES = [
+  'JOB_STATE_UNKNOWN',
+  'JOB_STATE_STOPPED',
+  'JOB_STATE_RUNNING',
+  'JOB_STATE_DONE',
+  'JOB_STATE_FAILED',
+  'JOB_STATE_CANCELLED',
+  'JOB_STATE_UPDATED',
+  'JOB_STATE_DRAINING',
+  'JOB_STATE_DRAINED',
+  'JOB_STATE_PENDING',
+  'JOB_STATE_CANCELLING',
+  'JOB_STATE_QUEUED',
+  'JOB_STATE_RESOURCE_CLEANING_UP',
+  'JOB_STATE_PAUSING',
+  'JOB_STATE_PAUSED',
+] as const;
+
+/**
+ * A Dataflow job state as its name, whether it came as the name or as the enum's number (JSON
+ * encodings of the Job may carry either, the number also as a string). Undefined for anything else.
+ */
+export function jobStateName(value: unknown): string | undefined {
+  if (typeof value === 'number' || (typeof value === 'string' && /^\d+$/.test(value))) return JOB_STATES[Number(value)];
+  if (typeof value === 'string' && (JOB_STATES as readonly string[]).includes(value)) return value;
+  return undefined;
+}

@@ -119,6 +119,8 @@ export interface Warehouse {
   ensureTable(table: TableRef, schema: SchemaField[], options?: { partitionField?: string; clusterFields?: string[] }): Promise<void>;
   /** Drops the table if it exists. */
   dropTable(table: TableRef): Promise<void>;
+  /** Whether the table exists. */
+  tableExists(table: TableRef): Promise<boolean>;
   /** The table as the enrichment pipeline's SQL names it: `project.dataset.table` or "schema"."table". */
   qualify(table: TableRef): string;
   /** The table as a pipeline's write step names it, unquoted: project:dataset.table or schema.table. */

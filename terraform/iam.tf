@@ -372,28 +372,13 @@ resource "google_project_iam_member" "dataflow_worker_runs_work" {
 # location: https://cloud.google.com/dataflow/docs/guides/templates/run-flex-templates
 # ("Required permissions"). Viewer reads resource metadata only: it grants no object data in
 # Cloud Storage and no table data in BigQuery, so the buckets and tables stay as granted below.
+# The launch sets its staging location explicitly (DATAFLOW_STAGING_LOCATION, staging/ in the
+# Dataflow bucket), so the read-write access the guide asks for is the grant on that bucket below,
+# never Dataflow's default staging bucket.
 resource "google_project_iam_member" "dataflow_worker_views_project" {
   project = var.project_id
   role    = "roles/viewer"
   member  = "serviceAccount:${google_service_account.dataflow_worker.email}"
-}
-
-# The staging location of the launch: the launch request sets only tempLocation
-# (shared/gcp/dataflow-launcher.ts), and a Flex Template launch without a stagingLocation stages
-# in Dataflow's default bucket, gs://dataflow-staging-<region>-<project number>/staging/
-# template_launches/... (the Flex Template troubleshooting guide, "Failed to read the job file"),
-# which Dataflow creates and names. The same guide requires read-write access to the staging
-# location; the condition keeps the grant to that one bucket (the bucket itself and its objects).
-resource "google_project_iam_member" "dataflow_worker_uses_default_staging" {
-  project = var.project_id
-  role    = "roles/storage.objectAdmin"
-  member  = "serviceAccount:${google_service_account.dataflow_worker.email}"
-
-  condition {
-    title       = "dataflow-default-staging-bucket"
-    description = "Dataflow's default staging bucket of the region only."
-    expression  = "resource.name == \"projects/_/buckets/${local.default_staging_bucket}\" || resource.name.startsWith(\"projects/_/buckets/${local.default_staging_bucket}/\")"
-  }
 }
 
 # The pipeline's ReadFromBigQuery runs its query as a job, into a temporary dataset it creates

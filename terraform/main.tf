@@ -19,10 +19,9 @@ locals {
   pubsub_service_agent   = google_project_service_identity.pubsub.email
   eventarc_service_agent = google_project_service_identity.eventarc.email
 
-  # Buckets Google creates and names in the region: the copy of the functions' source that Cloud
-  # Build reads, and Dataflow's default staging location.
+  # The bucket Google creates and names in the region for the copy of the functions' source that
+  # Cloud Build reads.
   function_sources_bucket = "gcf-v2-sources-${data.google_project.this.number}-${var.region}"
-  default_staging_bucket  = "dataflow-staging-${var.region}-${data.google_project.this.number}"
 
   # The four source tables: their names, and the schema file each is created from when
   # create_source_tables is set (the same files shared/schema/index.ts reads). The two change
@@ -71,6 +70,7 @@ locals {
     TEMPLATE_PATH            = var.template_path != "" ? var.template_path : "gs://dataflow-templates-${var.region}/latest/flex/Yaml_Template"
     PIPELINE_FILE            = "gs://${google_storage_bucket_object.pipeline.bucket}/${google_storage_bucket_object.pipeline.name}"
     DATAFLOW_TEMP_LOCATION   = "gs://${google_storage_bucket.dataflow.name}/temp"
+    DATAFLOW_STAGING_LOCATION = "gs://${google_storage_bucket.dataflow.name}/staging"
     DATAFLOW_SERVICE_ACCOUNT = google_service_account.dataflow_worker.email
     DATAFLOW_MAX_WORKERS     = tostring(var.dataflow_max_workers)
     LOG_LEVEL                = var.log_level

@@ -117,12 +117,11 @@ variable "watermark_object" {
 variable "initial_watermark" {
   type        = string
   nullable    = false
-  default     = "1970-01-01T00:00:00Z"
-  description = "Watermark used while the watermark object does not exist yet, i.e. where the first run starts (INITIAL_WATERMARK)."
+  description = "Where the first run starts while the watermark object does not exist (INITIAL_WATERMARK): an RFC 3339 timestamp, or \"beginning\" for the whole history, read max_window at a time. No default: the first run must not read the whole history by accident."
 
   validation {
-    condition     = can(regex("^[0-9]{4}-[0-9]{2}-[0-9]{2}T", var.initial_watermark)) && can(timeadd(var.initial_watermark, "0s"))
-    error_message = "initial_watermark must be an RFC 3339 timestamp such as 2026-01-01T00:00:00Z."
+    condition     = var.initial_watermark == "beginning" || (can(regex("^[0-9]{4}-[0-9]{2}-[0-9]{2}T", var.initial_watermark)) && can(timeadd(var.initial_watermark, "0s")))
+    error_message = "initial_watermark must be an RFC 3339 timestamp such as 2026-01-01T00:00:00Z, or \"beginning\"."
   }
 }
 
@@ -363,12 +362,12 @@ variable "safety_lag" {
 variable "max_window" {
   type        = string
   nullable    = false
-  default     = "0s"
-  description = "Longest window one batch covers when catching up; 0s means no limit (MAX_WINDOW)."
+  default     = ""
+  description = "Longest window one batch covers when catching up; 0s means no limit, empty the functions' default of 6h (MAX_WINDOW)."
 
   validation {
-    condition     = can(regex("^[0-9]+(ms|s|m|h|d)$", var.max_window))
-    error_message = "max_window must be a duration such as 0s, 6h or 1d."
+    condition     = var.max_window == "" || can(regex("^[0-9]+(ms|s|m|h|d)$", var.max_window))
+    error_message = "max_window must be empty or a duration such as 0s, 6h or 1d."
   }
 }
 

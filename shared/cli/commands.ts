@@ -46,7 +46,9 @@ const run: CommandSpec = {
       'Runs publishOps -> collectIds -> launchDataflow -> mergeOnComplete on this machine: DuckDB for BigQuery, a folder for ' +
         'the bucket, a local bus for Pub/Sub and Eventarc, a local runner for Dataflow. Without --once or --watch it catches up: ' +
         'one cycle per --every of simulated time from the watermark until the window reaches --now (the demo\'s end for the ' +
-        'demo warehouse, the real time otherwise), with one progress line and the totals at the end.',
+        'demo warehouse, the real time otherwise), with one progress line and the totals at the end. Without a watermark yet, ' +
+        'the first cycle covers everything from INITIAL_WATERMARK, or MAX_WINDOW of it when that is set, and the next ' +
+        'cycles read MAX_WINDOW at a time (printing how far behind they are), as the deployed chain does.',
     );
     command
       .addOption(new Option('--once', 'one cycle, through the MERGE, then exit').conflicts('watch'))

@@ -1,3 +1,4 @@
+import { describeDuration } from '../duration';
 import type { CycleReport } from '../local/cycle';
 
 const ms = (value: number) => (value >= 10_000 ? `${(value / 1000).toFixed(1)} s` : `${Math.round(value)} ms`);
@@ -24,6 +25,7 @@ export function formatCycle(n: number, report: CycleReport): string[] {
       lines.push(`  reconciliation_status: ${statuses.length ? statuses.join(' · ') : '-'}`);
     }
   }
+  if (report.catchUp) lines.push(`  catching up: ${describeDuration(report.catchUp.behindMs)} behind, about ${report.catchUp.runsLeft} more run(s) of at most MAX_WINDOW`);
   for (const action of (report.reconciled ?? []).filter((a) => a.action !== 'waiting' && a.action !== 'closed')) {
     lines.push(`  reconciler: ${action.batchId} ${action.action}: ${action.detail}`);
   }

@@ -230,7 +230,10 @@ type Cycle = (s: LocalStack, n: number, at: Date, onStage?: (stage: string, ids:
 /**
  * Runs cycles the way the scheduler would have, one per `everyMs` of simulated time, from the
  * watermark until the window reaches `target`, with one progress line; consecutive empty windows
- * are printed as one line. Without a watermark yet, one cycle covers everything.
+ * are printed as one line. Without a watermark yet, the first cycle runs at `target` and covers
+ * everything from INITIAL_WATERMARK, or MAX_WINDOW of it. Simulated time never goes back: while
+ * MAX_WINDOW cuts windows short, the next cycles run at the same time and read MAX_WINDOW at a
+ * time, as the deployed chain catches up.
  */
 async function catchUp(
   stack: LocalStack,
@@ -248,6 +251,7 @@ async function catchUp(
   const faulty = stack.faults.active;
   let stalled = 0;
   let previous: number | undefined;
+  let lastAt: number | undefined;
   let empty: { first: number; last: number; from?: string; to?: string } | undefined;
   const flushEmpty = () => {
     if (!empty) return;
@@ -278,7 +282,8 @@ async function catchUp(
       totals.failed++;
       return;
     }
-    const at = watermark ? new Date(Math.min(target.getTime(), watermark.getTime() + config.safetyLagMs + everyMs)) : target;
+    const at = watermark ? new Date(Math.max(lastAt ?? -Infinity, Math.min(target.getTime(), watermark.getTime() + config.safetyLagMs + everyMs))) : target;
+    lastAt = at.getTime();
     const total = Math.max(windows, n);
     const show = (stage: string, ids: number) => {
       const done = n - 1;
@@ -288,7 +293,8 @@ async function catchUp(
     };
     show('starting', 0);
     const report = await cycle(stack, n, at, show);
-    if (report.ok && (report.outcome === 'empty' || report.outcome === 'up-to-date')) {
+    // A window that MAX_WINDOW cut short is printed, with how far behind the run still is.
+    if (report.ok && (report.outcome === 'empty' || report.outcome === 'up-to-date') && !report.catchUp) {
       empty ??= { first: n, last: n, from: report.window?.from };
       empty.last = n;
       empty.to = report.window?.to ?? empty.to;

@@ -189,6 +189,15 @@ export class BigQueryWarehouse implements Warehouse {
     }
   }
 
+  async tableExists(ref: TableRef): Promise<boolean> {
+    try {
+      const [exists] = await this.bigquery.dataset(ref.dataset).table(ref.table).exists();
+      return exists;
+    } catch (error) {
+      throw new ChainError(`Could not check whether the table ${this.plainName(ref)} exists: ${errorMessage(error)}`, { table: this.plainName(ref) }, { cause: error });
+    }
+  }
+
   /** Drops the table; a missing table is not an error. */
   async dropTable(ref: TableRef): Promise<void> {
     try {

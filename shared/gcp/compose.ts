@@ -19,7 +19,7 @@ export const systemClock: Clock = { now: () => new Date() };
  * environment, resolved lazily: constructing them makes no network call) and the adapters on them.
  */
 export function composeGoogleCloud(config: Config, logger: Logger): ChainDependencies {
-  const missing = (['project', 'stateBucket', 'templatePath', 'pipelineFile', 'dataflowTempLocation'] as const).filter((key) => !config[key]);
+  const missing = (['project', 'stateBucket', 'templatePath', 'pipelineFile', 'dataflowTempLocation', 'dataflowStagingLocation'] as const).filter((key) => !config[key]);
   if (missing.length > 0) throw new ChainError(`The Google Cloud backend needs ${missing.join(', ')} in the configuration`, { missing });
 
   const bigquery = new BigQuery({ projectId: config.project, location: config.bigqueryLocation });
@@ -40,6 +40,7 @@ export function composeGoogleCloud(config: Config, logger: Logger): ChainDepende
       templatePath: config.templatePath,
       pipelineFile: config.pipelineFile,
       tempLocation: config.dataflowTempLocation,
+      stagingLocation: config.dataflowStagingLocation,
       serviceAccount: config.dataflowServiceAccount,
       maxWorkers: config.dataflowMaxWorkers,
       logger,

@@ -1,5 +1,6 @@
 import { protos, type FlexTemplatesServiceClient, type JobsV1Beta3Client } from '@google-cloud/dataflow';
 import { ChainError, errorMessage } from '../errors';
+import { jobStateName } from '../events';
 import type { JobLauncher, JobState, LaunchedJob, LaunchRequest, Logger } from '../ports';
 
 type LaunchFlexTemplateRequest = protos.google.dataflow.v1beta3.ILaunchFlexTemplateRequest;
@@ -19,6 +20,8 @@ export interface DataflowLauncherOptions {
   /** The Beam YAML pipeline file, a gs:// path (the template's `yaml_pipeline_file`). */
   pipelineFile: string;
   tempLocation: string;
+  /** Where the launch stages the job's files; set explicitly so that it never falls back to a bucket Dataflow picks. */
+  stagingLocation: string;
   /** Service account of the workers; empty means the project's default. */
   serviceAccount: string;
   maxWorkers: number;
@@ -86,7 +89,7 @@ export class DataflowLauncher implements JobLauncher {
 
   /** The launchFlexTemplate request: the template, the pipeline file and the jinja variables, the labels. */
   private launchRequest(request: LaunchRequest): LaunchFlexTemplateRequest {
-    const { project, region, templatePath, pipelineFile, tempLocation, serviceAccount, maxWorkers } = this.options;
+    const { project, region, templatePath, pipelineFile, tempLocation, stagingLocation, serviceAccount, maxWorkers } = this.options;
     return {
       projectId: project,
       location: region,
@@ -99,6 +102,7 @@ export class DataflowLauncher implements JobLauncher {
         },
         environment: {
           tempLocation,
+          stagingLocation,
           ...(serviceAccount ? { serviceAccountEmail: serviceAccount } : {}),
           maxWorkers,
           additionalUserLabels: { ...request.labels },
@@ -130,6 +134,5 @@ function isAlreadyExists(error: unknown): boolean {
 
 /** The state's name, whether the client decoded the enum as a name or as a number. */
 function stateName(state: DataflowJob['currentState']): JobState {
-  if (typeof state === 'number') return (protos.google.dataflow.v1beta3.JobState[state] ?? 'JOB_STATE_UNKNOWN') as JobState;
-  return (state ?? 'JOB_STATE_UNKNOWN') as JobState;
+  return (jobStateName(state) ?? 'JOB_STATE_UNKNOWN') as JobState;
 }

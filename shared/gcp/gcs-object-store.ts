@@ -1,8 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import type { Bucket } from '@google-cloud/storage';
 import { ChainError, errorMessage } from '../errors';
 import type { ObjectStore, StoredObject } from '../ports';
 
 const READ_TRIES = 5;
+/** Custom metadata key that marks each conditional write with its own token. */
+export const WRITE_TOKEN = 'consolidation-write';
 
 /**
  * The state bucket on Cloud Storage. Writes are conditional on the object's generation (0 for
@@ -79,14 +82,31 @@ export class GcsObjectStore implements ObjectStore {
     return `gs://${this.bucket.name}/${path}`;
   }
 
-  /** A single-request upload with a generation precondition; 412 means another writer won. */
+  /**
+   * A single-request upload with a generation precondition, marked with a token of its own. A 412
+   * normally means another writer won; but the client retries a conditional upload by itself, and
+   * a retry of a try that had succeeded fails its precondition too. So a 412 reads the object back:
+   * if it carries this write's token, the write won.
+   */
   private async save(path: string, data: string, ifGenerationMatch: number): Promise<boolean> {
+    const token = randomUUID();
     try {
-      await this.bucket.file(path).save(data, { preconditionOpts: { ifGenerationMatch }, resumable: false, contentType: contentTypeOf(path) });
+      await this.bucket.file(path).save(data, { preconditionOpts: { ifGenerationMatch }, resumable: false, contentType: contentTypeOf(path), metadata: { metadata: { [WRITE_TOKEN]: token } } });
       return true;
     } catch (error) {
-      if (codeOf(error) === 412) return false;
+      if (codeOf(error) === 412) return this.writtenBy(path, token, ifGenerationMatch);
       throw this.failure('write', path, error, { ifGenerationMatch });
+    }
+  }
+
+  /** True when the object as it is now was written with `token` (a retried write whose first try had won). */
+  private async writtenBy(path: string, token: string, ifGenerationMatch: number): Promise<boolean> {
+    try {
+      const [metadata] = await this.bucket.file(path).getMetadata();
+      return metadata.metadata?.[WRITE_TOKEN] === token;
+    } catch (error) {
+      if (codeOf(error) === 404) return false;
+      throw this.failure('read back after a failed precondition', path, error, { ifGenerationMatch });
     }
   }
 

@@ -1,5 +1,5 @@
 import { BatchStore, type BatchState, type RejectedRows } from '../batch';
-import type { PublishResponse } from '../../functions/publish-ops';
+import type { CatchUp, PublishResponse } from '../../functions/publish-ops';
 import type { ReconcileAction } from '../../functions/reconciler';
 import { DATAFLOW_EVENTS, isTerminal, type LocalStack } from './stack';
 
@@ -43,6 +43,8 @@ export interface CycleReport {
   replay?: string;
   /** publishOps' HTTP status. */
   httpStatus?: number;
+  /** Set when MAX_WINDOW cut the window short: how far behind the run still is. */
+  catchUp?: CatchUp;
 }
 
 export interface CycleOptions {
@@ -115,6 +117,7 @@ export async function runCycle(stack: LocalStack, options: CycleOptions = {}): P
     }
     const reconciled = body.reconciled;
     const replay = 'replay' in body ? body.replay : undefined;
+    const catchUp = 'catchUp' in body ? body.catchUp : undefined;
     if (body.status !== 'sealed') {
       report('done');
       return {
@@ -129,6 +132,7 @@ export async function runCycle(stack: LocalStack, options: CycleOptions = {}): P
         reconciled,
         refused,
         replay,
+        catchUp,
       };
     }
     report('collect');
@@ -142,6 +146,7 @@ export async function runCycle(stack: LocalStack, options: CycleOptions = {}): P
       reconciled,
       refused,
       replay,
+      catchUp,
     };
     const state = await waitForBatch(stack, body.batchId, options);
     const deadLetters = stack.deadLetterCount() - deadLettersBefore;

@@ -222,6 +222,17 @@ FROM read_json(CAST($files AS VARCHAR[]), format = 'newline_delimited', columns 
     }
   }
 
+  async tableExists(table: TableRef): Promise<boolean> {
+    try {
+      return await this.withConnection(async (c) => {
+        const found = await c.runAndReadAll('SELECT count(*) FROM duckdb_tables() WHERE schema_name = $schema AND table_name = $table', { schema: table.dataset, table: table.table });
+        return Number(found.getRows()[0][0]) > 0;
+      });
+    } catch (error) {
+      throw warehouseError(`Checking whether the table ${this.plainName(table)} exists failed`, error, { table: this.plainName(table) });
+    }
+  }
+
   /** CREATE SCHEMA IF NOT EXISTS, retried when a concurrent creator of the same schema conflicts. */
   async ensureSchema(schema: string): Promise<void> {
     const name = checkedIdentifier(schema);

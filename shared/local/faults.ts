@@ -112,7 +112,7 @@ export class InjectedCrash extends Error {
   }
 }
 
-const isMerge = (jobId: string | undefined) => jobId?.startsWith('consolidation_merge_') === true;
+const isMerge = (jobId: string | undefined) => /^consolidation_(reconciler_)?merge_/.test(jobId ?? '');
 
 /** Applies one plan: decorates the ports, and answers the bus's and the runner's questions. */
 export class FaultInjector {
@@ -207,6 +207,7 @@ export class FaultInjector {
       loadNdjson: (table, uris, schema, options) => inner.loadNdjson(table, uris, schema, options),
       ensureTable: (table, schema, options) => inner.ensureTable(table, schema, options),
       dropTable: (table) => inner.dropTable(table),
+      tableExists: (table) => inner.tableExists(table),
       qualify: (table) => inner.qualify(table),
       plainName: (table) => inner.plainName(table),
     };

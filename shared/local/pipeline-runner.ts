@@ -108,7 +108,7 @@ export class LocalPipelineRunner implements JobLauncher {
         final = `JOB_STATE_${forced}`;
         logger.warn(`Job forced to ${final} (fault injection); the pipeline did not run`);
       } else {
-        const rows = await this.execute(request);
+        const rows = await this.execute(request, logger);
         logger.info('Local Dataflow job done', { rows, ms: Math.round(performance.now() - started) });
       }
     } catch (error) {
@@ -118,7 +118,7 @@ export class LocalPipelineRunner implements JobLauncher {
     await this.moveTo(job, final, logger);
   }
 
-  private async execute(request: LaunchRequest): Promise<number> {
+  private async execute(request: LaunchRequest, logger: Logger): Promise<number> {
     const file = this.options.pipelineFile;
     const text = await readFile(file, 'utf8');
     const rendered = renderJinja(text, request.variables, file);
@@ -129,6 +129,9 @@ export class LocalPipelineRunner implements JobLauncher {
       throw new Error(`${file} is not valid YAML once its variables are substituted: ${errorMessage(error)}`, { cause: error });
     }
     const plan = parsePipeline(document, file);
+    if (plan.write.write === 'WRITE_TRUNCATE') {
+      logger.warn(`Transform "${plan.write.name}" (WriteToBigQuery) asks for WRITE_TRUNCATE, which the Storage Write API sink ignores: it appends, as here`);
+    }
     return runPlan(this.options.warehouse, plan);
   }
 
@@ -314,9 +317,20 @@ export async function planSelect(plan: PipelinePlan, describe: (ctes: string[], 
   return `WITH ${ctes.join(',\n')}\nSELECT * FROM ${quote(`step_${ctes.length - 1}`)}`;
 }
 
+/**
+ * BigQuery functions the pipeline's SQL uses, under their BigQuery names, for the connection that
+ * runs it (temporary macros: nothing is written to the warehouse).
+ */
+const BIGQUERY_FUNCTIONS = ['CREATE OR REPLACE TEMP MACRO unix_micros(ts) AS epoch_us(ts)'];
+
+export async function defineBigQueryFunctions(connection: DuckDBConnection): Promise<void> {
+  for (const sql of BIGQUERY_FUNCTIONS) await connection.run(sql);
+}
+
 /** The output columns of the steps so far; a failure is reported as the transform's. */
 export async function columnsOf(connection: DuckDBConnection, ctes: string[], step: ReadStep | MapStep): Promise<string[]> {
   try {
+    await defineBigQueryFunctions(connection);
     const reader = await connection.runAndReadAll(`DESCRIBE WITH ${ctes.join(',\n')}\nSELECT * FROM "step_${ctes.length - 1}"`);
     const names = reader.getRows().map((row) => String(row[0]));
     const duplicate = names.find((name, i) => names.indexOf(name) !== i);
@@ -343,25 +357,52 @@ async function count(connection: DuckDBConnection, table: string): Promise<numbe
   return Number(reader.getRows()[0][0]);
 }
 
-/** WriteToBigQuery's dispositions, in one transaction (WRITE_TRUNCATE with CREATE_IF_NEEDED replaces the table and its schema). */
+const TIMESTAMP_TYPES: Record<string, string> = {
+  'TIMESTAMP WITH TIME ZONE': 'make_timestamptz',
+  TIMESTAMP: 'make_timestamp',
+  TIMESTAMP_NS: 'make_timestamp',
+  TIMESTAMP_MS: 'make_timestamp',
+  TIMESTAMP_S: 'make_timestamp',
+};
+
+/**
+ * The rows as Beam hands them to the sink: a TIMESTAMP is a Joda instant of whole milliseconds
+ * (microseconds / 1000 in Java's long division, which rounds toward zero), so the sink writes it
+ * without its microseconds. Every other type passes as it is.
+ */
+export async function asBeamRows(connection: DuckDBConnection, select: string): Promise<string> {
+  const columns = (await connection.runAndReadAll(`DESCRIBE ${select}`)).getRows().map((row) => ({ name: String(row[0]), type: String(row[1]) }));
+  const list = columns.map(({ name, type }) => {
+    const make = TIMESTAMP_TYPES[type];
+    const column = `"${name.replace(/"/g, '""')}"`;
+    return make ? `${make}((epoch_us(${column}) // 1000) * 1000) AS ${column}` : column;
+  });
+  return `SELECT ${list.join(', ')}\nFROM (\n${select}\n) AS "beam_rows"`;
+}
+
+/**
+ * WriteToBigQuery as Beam YAML runs it on Dataflow, the Storage Write API sink: it appends
+ * (WRITE_TRUNCATE is ignored), creates a missing table from the first row only (no row, no
+ * table), refuses a non-empty table with WRITE_EMPTY; one transaction.
+ */
 async function write(warehouse: DuckDbWarehouse, step: WriteStep, select: string): Promise<number> {
   const where = `Transform "${step.name}" (WriteToBigQuery) to ${warehouse.plainName(step.table)}`;
   const table = warehouse.qualify(step.table);
   try {
     if (step.create === 'CREATE_IF_NEEDED') await warehouse.ensureSchema(step.table.dataset);
     return await warehouse.transaction(async (c) => {
+      await defineBigQueryFunctions(c);
+      const rows = await asBeamRows(c, select);
       const found = await c.runAndReadAll('SELECT count(*) FROM duckdb_tables() WHERE schema_name = $schema AND table_name = $table', { schema: step.table.dataset, table: step.table.table });
-      const exists = Number(found.getRows()[0][0]) > 0;
-      if (!exists && step.create === 'CREATE_NEVER') throw new Error('the table does not exist and create_disposition is CREATE_NEVER');
-      const before = exists ? await count(c, table) : 0;
-      if (!exists || (step.write === 'WRITE_TRUNCATE' && step.create === 'CREATE_IF_NEEDED')) {
-        await c.run(`CREATE OR REPLACE TABLE ${table} AS\n${select}`);
-        return count(c, table);
+      if (Number(found.getRows()[0][0]) === 0) {
+        if (step.create === 'CREATE_NEVER') throw new Error('the table does not exist and create_disposition is CREATE_NEVER');
+        await c.run(`CREATE TABLE ${table} AS\n${rows}`);
+        const written = await count(c, table);
+        if (written === 0) await c.run(`DROP TABLE ${table}`);
+        return written;
       }
-      if (step.write === 'WRITE_EMPTY' && before > 0) throw new Error('the table is not empty and write_disposition is WRITE_EMPTY');
-      if (step.write === 'WRITE_TRUNCATE') await c.run(`DELETE FROM ${table}`);
-      await c.run(`INSERT INTO ${table} BY NAME\n${select}`);
-      return (await count(c, table)) - (step.write === 'WRITE_TRUNCATE' ? 0 : before);
+      if (step.write === 'WRITE_EMPTY' && (await count(c, table)) > 0) throw new Error('the table is not empty and write_disposition is WRITE_EMPTY');
+      return (await c.run(`INSERT INTO ${table} BY NAME\n${rows}`)).rowsChanged;
     });
   } catch (error) {
     throw new Error(`${where} failed: ${errorMessage(error)}`, { cause: error });

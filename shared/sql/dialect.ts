@@ -12,6 +12,8 @@ export interface SqlDialect {
   param(name: string, type: ParamType): string;
   /** `expr IN <array parameter>`. */
   inArray(expr: string, name: string, type: ParamType): string;
+  /** The TIMESTAMP of an INT64 count of microseconds since the epoch. */
+  timestampFromMicros(expr: string): string;
 }
 
 const DUCKDB_PARAM_TYPES: Record<ParamType, string> = {
@@ -37,6 +39,7 @@ export function bigqueryDialect(project: string): SqlDialect {
     table: (ref) => `\`${project}.${ref.dataset}.${ref.table}\``,
     param: (name) => `@${checkedName(name)}`,
     inArray: (expr, name) => `${expr} IN UNNEST(@${checkedName(name)})`,
+    timestampFromMicros: (expr) => `TIMESTAMP_MICROS(${expr})`,
   };
 }
 
@@ -45,4 +48,5 @@ export const duckdbDialect: SqlDialect = {
   table: (ref) => `"${ref.dataset}"."${ref.table}"`,
   param: (name, type) => `CAST($${checkedName(name)} AS ${DUCKDB_PARAM_TYPES[type]})`,
   inArray: (expr, name, type) => `list_contains(CAST($${checkedName(name)} AS ${DUCKDB_PARAM_TYPES[type]}), ${expr})`,
+  timestampFromMicros: (expr) => `make_timestamptz(${expr})`,
 };

@@ -61,10 +61,18 @@ SELECT ${d.param('batch_id', 'STRING')} AS batch_id, ${d.param('window_to', 'TIM
   };
 }
 
+/**
+ * How the pipeline's output names a column of the consolidated table: a TIMESTAMP travels through
+ * Beam as INT64 microseconds (`<name>_us`), since Beam keeps only milliseconds of a TIMESTAMP.
+ */
+export function enrichedField<F extends { name: string; type: string }>(field: F): F {
+  return field.type === 'TIMESTAMP' ? { ...field, name: `${field.name}_us`, type: 'INT64' } : field;
+}
+
 /** What the batch's enriched rows hold: operations per creation day and per reconciliation status. */
 export function enrichedProfile(d: SqlDialect, enriched: TableRef): Statement {
   return {
-    sql: `SELECT CAST(created_at AS DATE) AS day, reconciliation_status, COUNT(DISTINCT operation_id) AS operations
+    sql: `SELECT CAST(${d.timestampFromMicros('created_at_us')} AS DATE) AS day, reconciliation_status, COUNT(DISTINCT operation_id) AS operations
 FROM ${d.table(enriched)}
 WHERE operation_id IS NOT NULL
 GROUP BY day, reconciliation_status
@@ -78,7 +86,7 @@ const WRITTEN_BY_MERGE = new Set(['batch_id', 'consolidated_at']);
 
 /**
  * Upserts the batch's enriched rows into the consolidated table: one source row per operation
- * (the latest), only the partitions the batch touches, and a target row is replaced only by a
+ * (the latest; its timestamps turned back from microseconds), only the partitions the batch touches, and a target row is replaced only by a
  * newer version (or, for the same version, by a later batch that sees different values, or by a
  * replay, which forces it). Never by an older version, not even when forced.
  */
@@ -87,17 +95,19 @@ export function mergeEnriched(
   tables: { target: TableRef; enriched: TableRef },
   batch: { batchId: string; consolidatedAt: string; days: string[]; force: boolean },
 ): Statement {
-  const copied = loadSchema('consolidated_table').map((f) => f.name).filter((c) => !WRITTEN_BY_MERGE.has(c));
+  const copiedFields = loadSchema('consolidated_table').filter((f) => !WRITTEN_BY_MERGE.has(f.name));
+  const copied = copiedFields.map((f) => f.name);
+  const fromEnriched = copiedFields.map((f) => (f.type === 'TIMESTAMP' ? `${d.timestampFromMicros(enrichedField(f).name)} AS ${f.name}` : f.name));
   const batchId = d.param('batch_id', 'STRING');
   const consolidatedAt = d.param('consolidated_at', 'TIMESTAMP');
   const differs = copied.filter((c) => c !== MERGE_KEY).map((c) => `T.${c} IS DISTINCT FROM S.${c}`);
   return {
     sql: `MERGE INTO ${d.table(tables.target)} AS T
 USING (
-  SELECT ${copied.join(', ')}
+  SELECT ${fromEnriched.join(', ')}
   FROM ${d.table(tables.enriched)}
   WHERE ${MERGE_KEY} IS NOT NULL
-  QUALIFY ROW_NUMBER() OVER (PARTITION BY ${MERGE_KEY} ORDER BY version_ts DESC) = 1
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY ${MERGE_KEY} ORDER BY version_ts_us DESC) = 1
 ) AS S
 ON T.${MERGE_KEY} = S.${MERGE_KEY} AND ${d.inArray('CAST(T.created_at AS DATE)', 'days', 'DATE_ARRAY')}
 WHEN MATCHED AND (

@@ -181,7 +181,7 @@ const eventCases: EventCase[] = [
   statusEvent('an event of another type', 'e-type', ourJob(), /^Event of type google\.cloud\.storage\.object\.v1\.finalized ignored: mergeOnComplete takes google\.cloud\.dataflow\.job\.v1beta3\.statusChanged$/, 'google.cloud.storage.object.v1.finalized'),
   statusEvent('an event with no payload', 'e-nopayload', undefined, /^Job status event of the wrong shape, acknowledged and set aside: \(message\): Invalid input: expected object, received undefined$/),
   statusEvent('a payload without the job ID', 'e-noid', ourJob({ id: undefined }), /^Job status event of the wrong shape, acknowledged and set aside: id: Invalid input: expected string, received undefined$/),
-  statusEvent('a payload with an empty state', 'e-nostate', ourJob({ currentState: '' }), /^Job status event of the wrong shape, acknowledged and set aside: currentState: Too small: expected string to have >=1 characters$/),
+  statusEvent('a payload with an empty state', 'e-nostate', ourJob({ currentState: '' }), /^Job status event of the wrong shape, acknowledged and set aside: currentState: not a Dataflow job state: ""$/),
   statusEvent('labels that are not strings', 'e-labels', ourJob({ labels: { pipeline: 'consolidation', batch_id: LABEL, attempt: 1 } }), /^Job status event of the wrong shape, acknowledged and set aside: labels\.attempt: Invalid input: expected string, received number$/),
   statusEvent('our job without its batch_id label', 'e-nobatch', ourJob({ labels: { pipeline: 'consolidation', attempt: '1' } }), /^Job of this pipeline without a valid batch_id or attempt label, acknowledged and set aside$/),
   statusEvent('a batch_id label that is not a batch ID', 'e-badbatch', ourJob({ labels: { pipeline: 'consolidation', batch_id: 'nightly-2026', attempt: '1' } }), /^Job of this pipeline without a valid batch_id or attempt label/),
@@ -200,7 +200,7 @@ interface ConfigCase {
 
 const configCases: ConfigCase[] = [
   { name: 'a zero chunk size, a lease that never ends, no attempt', env: { CHUNK_SIZE: '0', LEASE_DURATION: 'forever', MAX_ATTEMPTS: '0' }, bad: ['CHUNK_SIZE', 'LEASE_DURATION', 'MAX_ATTEMPTS'] },
-  { name: 'gcp without project or bucket, and a bad replay limit', env: { CONSOLIDATION_BACKEND: 'gcp', REPLAY_MAX_IDS: 'all' }, bad: ['REPLAY_MAX_IDS', 'GCP_PROJECT', 'STATE_BUCKET'] },
+  { name: 'gcp without project or bucket, and a bad replay limit', env: { CONSOLIDATION_BACKEND: 'gcp', REPLAY_MAX_IDS: 'all' }, bad: ['REPLAY_MAX_IDS', 'GCP_PROJECT', 'STATE_BUCKET', 'INITIAL_WATERMARK'] },
   { name: 'names with SQL or wildcards in them', env: { USSD_TABLE: 'ops; DROP TABLE x', LEASE_OBJECT: 'lease*.json', IDS_TOPIC: 'x', STUCK_AFTER: '15 minutes' }, bad: ['USSD_TABLE', 'IDS_TOPIC', 'LEASE_OBJECT', 'STUCK_AFTER'] },
 ];
 

@@ -67,6 +67,20 @@ describe('consolidate (the CLI)', function () {
     assert.match(sql.stdout, /^reconciliation_status\s+n\n-+\s+-+\nAMOUNT_MISMATCH\s+1\nMATCHED\s+1\nMISSING_TRANSACTION\s+1\n\(3 rows\)/);
   });
 
+  it('run (catch-up) without a watermark and with MAX_WINDOW: bounded windows from INITIAL_WATERMARK, each saying how far behind it is, then caught up', async () => {
+    const file = join(dir, 'mine.duckdb');
+    await userWarehouse(file);
+    const env = { INITIAL_WATERMARK: '2026-05-01T08:30:00Z', MAX_WINDOW: '20m' };
+    const { code, stdout, stderr } = await run(['run', '--warehouse', file, '--state-dir', 'state', '--now', '2026-05-01T09:30:00Z'], env);
+    assert.equal(code, 0, stdout + stderr);
+    const windows = [...stdout.matchAll(/window 2026-05-01 (\d\d:\d\d:\d\d) → (\d\d:\d\d:\d\d) UTC/g)].map((m) => `${m[1]}-${m[2]}`);
+    assert.deepEqual(windows, ['08:15:00-08:50:00', '08:35:00-09:10:00', '08:55:00-09:28:00'], 'windows of at most MAX_WINDOW past the watermark (plus the lookback), up to --now minus the lag');
+    assert.deepEqual([...stdout.matchAll(/catching up: (.*) behind, about (\d+) more run/g)].map((m) => [m[1], m[2]]), [['38m', '2'], ['18m', '1']]);
+    assert.match(stdout, /Caught up: watermark 2026-05-01T09:28:00\.000Z/);
+    const rows = await dump(file, 'SELECT operation_id FROM consolidated_dataset.consolidated_table ORDER BY operation_id');
+    assert.deepEqual(rows.map((r) => r.operation_id), ['OP1', 'OP2', 'OP3']);
+  });
+
   it('a state folder belongs to one warehouse: another one is refused with the way out (exit 2)', async () => {
     await userWarehouse(join(dir, 'a.duckdb'));
     await userWarehouse(join(dir, 'b.duckdb'));

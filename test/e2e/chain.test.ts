@@ -51,7 +51,12 @@ describe('the chain end to end on the local stack', function () {
     dir = mkdtempSync(join(tmpdir(), 'chain-e2e-'));
     const file = join(dir, 'warehouse.duckdb');
     const seeding = await DuckDbWarehouse.open(file);
-    await seedDemoWarehouse(await seeding.connect(), { operations: 900, start: START, hours: 2, seed: 7 });
+    const connection = await seeding.connect();
+    await seedDemoWarehouse(connection, { operations: 900, start: START, hours: 2, seed: 7 });
+    // Microseconds, as BigQuery keeps them: the chain must carry every one (a TIMESTAMP through Beam keeps milliseconds only).
+    const micros = (key: string) => `to_microseconds(CAST(hash(${key}) % 999 + 1 AS BIGINT))`;
+    await connection.run(`UPDATE main.ussd_operations SET created_at = created_at + ${micros('operation_id')}, source_timestamp = source_timestamp + ${micros('operation_id')}`);
+    await connection.run(`UPDATE main.transactiongu SET updated_at = updated_at + ${micros('transaction_id')}`);
     await seeding.close();
     config = loadConfig({ STATE_DIR: join(dir, 'state'), CHUNK_SIZE: '50', LOOKBACK: '15m', SAFETY_LAG: '2m', LOCAL_BUS_MAX_ATTEMPTS: '3' });
     stack = await LocalStack.start({ config, warehouseFile: file, logger: new JsonLogger((line) => logs.push(JSON.parse(line)), 'DEBUG'), clock: new StackClock() });
@@ -119,7 +124,12 @@ describe('the oracle comparison catches what a chain without lookback misses', f
     dir = mkdtempSync(join(tmpdir(), 'chain-nolookback-'));
     const file = join(dir, 'warehouse.duckdb');
     const seeding = await DuckDbWarehouse.open(file);
-    await seedDemoWarehouse(await seeding.connect(), { operations: 900, start: START, hours: 2, seed: 7 });
+    const connection = await seeding.connect();
+    await seedDemoWarehouse(connection, { operations: 900, start: START, hours: 2, seed: 7 });
+    // Microseconds, as BigQuery keeps them: the chain must carry every one (a TIMESTAMP through Beam keeps milliseconds only).
+    const micros = (key: string) => `to_microseconds(CAST(hash(${key}) % 999 + 1 AS BIGINT))`;
+    await connection.run(`UPDATE main.ussd_operations SET created_at = created_at + ${micros('operation_id')}, source_timestamp = source_timestamp + ${micros('operation_id')}`);
+    await connection.run(`UPDATE main.transactiongu SET updated_at = updated_at + ${micros('transaction_id')}`);
     await seeding.close();
     const config = loadConfig({ STATE_DIR: join(dir, 'state'), LOOKBACK: '0m', SAFETY_LAG: '2m' });
     stack = await LocalStack.start({ config, warehouseFile: file, logger: new JsonLogger(() => undefined), clock: new StackClock() });

@@ -56,7 +56,7 @@ describe('launchDataflow', () => {
         transactions_table: '"main"."transactiongu"',
         services_table: '"main"."services"',
         agents_table: '"main"."agents"',
-        output_table: `consolidation_staging.enriched_${SLUG}`,
+        output_table: `consolidation_staging.enriched_${SLUG}_a1`,
       },
     });
     assert.equal(f.launcher.requests[0].jobName, 'consolidation-20260115t102000z-abc123-a1');
@@ -83,7 +83,7 @@ describe('launchDataflow', () => {
     const variables = f.launcher.requests[0].variables;
     assert.equal(variables.ussd_table, '"src"."ops"');
     assert.equal(variables.transactions_table, '"src"."txn"');
-    assert.equal(variables.output_table, `stage.enriched_${SLUG}`);
+    assert.equal(variables.output_table, `stage.enriched_${SLUG}_a1`);
   });
 
   describe('which states launch', () => {
@@ -111,6 +111,7 @@ describe('launchDataflow', () => {
           assert.equal(f.launcher.requests[0].jobName, jobNameFor(TEST_BATCH_ID, c.attempt));
           assert.equal(f.launcher.requests[0].labels.attempt, String(c.attempt));
           assert.equal(f.warehouse.loads[0].jobId, `consolidation_ids_${SLUG}_a${c.attempt}`);
+          assert.equal(f.launcher.requests[0].variables.output_table, `consolidation_staging.enriched_${SLUG}_a${c.attempt}`, 'each attempt writes its own table: the sink appends');
           assert.equal(state?.attempt, c.attempt);
           assert.equal(state?.jobId, 'job-1');
         } else {

@@ -1,13 +1,17 @@
 import assert from 'node:assert/strict';
 import type { CloudEvent } from '@google-cloud/functions-framework';
-import { makeMergeOnComplete } from '../../functions/merge-on-complete';
+import { makeMergeOnComplete, mergeBatch, mergeJobIdFor, type MergeRunner } from '../../functions/merge-on-complete';
+import type { Warehouse } from '../../shared/ports';
 import { jobNameFor, paths, type BatchStatus } from '../../shared/batch';
 import { ChainError } from '../../shared/errors';
 import { TEST_BATCH_ID, jobStatusEvent, makeFakes, seedBatch, stateOf, type Fakes, type JobPayload } from '../support/fakes';
 
 const SLUG = '20260115t102000z_abc123';
 const MERGE_JOB_ID = `consolidation_merge_${SLUG}_a1`;
-const BATCH_TABLES = ['ids', 'params', 'enriched'].map((t) => ({ dataset: 'consolidation_staging', table: `${t}_${SLUG}` }));
+const staging = (table: string) => ({ dataset: 'consolidation_staging', table });
+/** The batch's tables after attempt n: IDs, parameters, and the enriched table of every attempt so far. */
+const batchTablesAfter = (attempt: number) => [staging(`ids_${SLUG}`), staging(`params_${SLUG}`), ...Array.from({ length: attempt }, (_, n) => staging(`enriched_${SLUG}_a${n + 1}`))];
+const BATCH_TABLES = batchTablesAfter(1);
 
 function ourJob(state: string, attempt = 1, overrides: Partial<JobPayload> = {}): JobPayload {
   return {
@@ -56,9 +60,9 @@ describe('mergeOnComplete', () => {
 
     assert.deepEqual(f.warehouse.statements.map((s) => s.kind), ['profile', 'merge']);
     const [profile, merge] = f.warehouse.statements;
-    assert.match(profile.sql, new RegExp(`FROM "consolidation_staging"\\."enriched_${SLUG}"`));
+    assert.match(profile.sql, new RegExp(`FROM "consolidation_staging"\\."enriched_${SLUG}_a1"`));
     assert.match(merge.sql, /^MERGE INTO "consolidated_dataset"\."consolidated_table" AS T/);
-    assert.match(merge.sql, new RegExp(`FROM "consolidation_staging"\\."enriched_${SLUG}"`));
+    assert.match(merge.sql, new RegExp(`FROM "consolidation_staging"\\."enriched_${SLUG}_a1"`));
     assert.equal(merge.options?.jobId, MERGE_JOB_ID);
     assert.deepEqual(merge.params, {
       batch_id: { type: 'STRING', value: TEST_BATCH_ID },
@@ -100,6 +104,8 @@ describe('mergeOnComplete', () => {
       assert.equal(f.warehouse.of('merge')[0].options?.jobId, `consolidation_merge_${SLUG}_a${c.attempt}`);
       assert.equal(stateOf(f.store)?.status, 'MERGED');
       assert.equal(stateOf(f.store)?.attempt, c.attempt);
+      assert.match(f.warehouse.of('merge')[0].sql, new RegExp(`FROM "consolidation_staging"\\."enriched_${SLUG}_a${c.attempt}"`), 'the attempt reads its own table');
+      assert.deepEqual(f.warehouse.drops, batchTablesAfter(c.attempt), 'every attempt\'s enriched table is dropped');
     });
   }
 
@@ -130,6 +136,91 @@ describe('mergeOnComplete', () => {
     assert.equal(stateOf(f.store)?.status, 'MERGED');
     assert.deepEqual(stateOf(f.store)?.merge, { sourceRows: 0, inserted: 0, updated: 0, unchanged: 0, statusCounts: {} });
     assert.deepEqual(f.warehouse.drops, BATCH_TABLES);
+  });
+
+  it('DONE of a job that wrote no row (no enriched table: the sink creates it with the first row) -> no query, MERGED with zero counts, WARNING', async () => {
+    const f = makeFakes();
+    await launched(f);
+    scriptMerge(f);
+    f.warehouse.absent.add(`consolidation_staging.enriched_${SLUG}_a1`);
+    await deliver(f, jobStatusEvent(ourJob('JOB_STATE_DONE')));
+    assert.deepEqual(f.warehouse.statements, [], 'neither the profile nor the MERGE reads a table that does not exist');
+    assert.equal(stateOf(f.store)?.status, 'MERGED');
+    assert.deepEqual(stateOf(f.store)?.merge, { sourceRows: 0, inserted: 0, updated: 0, unchanged: 0, statusCounts: {} });
+    assert.match(f.logger.at('WARNING').map((e) => e.message).join('\n'), /wrote no rows \(no table consolidation_staging\.enriched_20260115t102000z_abc123_a1\)/);
+    assert.deepEqual(f.logger.at('ERROR'), []);
+  });
+
+  it('each identity has its own MERGE job IDs: the reconciler never needs the job mergeOnComplete created (BigQuery lets only a job\'s creator read it)', async () => {
+    const f = makeFakes();
+    await launched(f);
+    scriptMerge(f);
+    const creators = new Map<string, MergeRunner>();
+    const as = (runner: MergeRunner): Warehouse =>
+      Object.assign(Object.create(f.warehouse) as Warehouse, {
+        query: async (statement: Parameters<Warehouse['query']>[0], options?: Parameters<Warehouse['query']>[1]) => {
+          const creator = options?.jobId === undefined ? undefined : creators.get(options.jobId);
+          if (creator !== undefined && creator !== runner) throw Object.assign(new Error(`Access Denied: Job ${options?.jobId}: the user does not have permission to read it`), { code: 403 });
+          if (options?.jobId !== undefined) creators.set(options.jobId, runner);
+          return f.warehouse.query(statement, options);
+        },
+      });
+    // mergeOnComplete ran the MERGE, then died before marking the batch; its event never comes back.
+    creators.set(mergeJobIdFor('mergeOnComplete', TEST_BATCH_ID, 1), 'mergeOnComplete');
+    const job = { id: '2026-01-15_02_22_00-job1', name: jobNameFor(TEST_BATCH_ID, 1), currentState: 'JOB_STATE_DONE' };
+    await mergeBatch({ ...f.deps, warehouse: as('reconciler') }, f.logger, TEST_BATCH_ID, 1, job, 'reconciler');
+    assert.equal(stateOf(f.store)?.status, 'MERGED');
+    assert.equal(stateOf(f.store)?.mergeJobId, `consolidation_reconciler_merge_${SLUG}_a1`);
+    assert.notEqual(mergeJobIdFor('reconciler', TEST_BATCH_ID, 1), mergeJobIdFor('mergeOnComplete', TEST_BATCH_ID, 1));
+  });
+
+  describe('events without labels, and states as numbers', () => {
+    it('DONE without labels -> the batch and attempt come from the job name, with a WARNING, and the batch is merged', async () => {
+      const f = makeFakes();
+      await launched(f, 2);
+      scriptMerge(f);
+      await deliver(f, jobStatusEvent(ourJob('JOB_STATE_DONE', 2, { labels: undefined })));
+      assert.equal(stateOf(f.store)?.status, 'MERGED');
+      assert.equal(f.warehouse.of('merge')[0].options?.jobId, `consolidation_merge_${SLUG}_a2`);
+      const warning = f.logger.at('WARNING').find((e) => /without labels/.test(e.message));
+      assert.ok(warning, 'the fallback is logged');
+      assert.deepEqual([warning.fields.batchId, warning.fields.attempt, warning.fields.jobName], [TEST_BATCH_ID, 2, jobNameFor(TEST_BATCH_ID, 2)]);
+    });
+
+    it('FAILED with empty labels -> recorded for the attempt of the job name', async () => {
+      const f = makeFakes();
+      await launched(f);
+      await deliver(f, jobStatusEvent(ourJob('JOB_STATE_FAILED', 1, { labels: {} })));
+      assert.equal(stateOf(f.store)?.status, 'FAILED');
+      assert.equal(stateOf(f.store)?.attempt, 1);
+    });
+
+    const numbered: { state: unknown; status: BatchStatus }[] = [
+      { state: 3, status: 'MERGED' },
+      { state: '3', status: 'MERGED' },
+      { state: 4, status: 'FAILED' },
+      { state: 5, status: 'FAILED' },
+      { state: 2, status: 'LAUNCHED' },
+      { state: 11, status: 'LAUNCHED' },
+    ];
+    for (const c of numbered) {
+      it(`currentState ${JSON.stringify(c.state)} (the enum as a number) -> ${c.status}`, async () => {
+        const f = makeFakes();
+        await launched(f);
+        scriptMerge(f);
+        await deliver(f, jobStatusEvent(ourJob('JOB_STATE_DONE', 1, { currentState: c.state })));
+        assert.equal(stateOf(f.store)?.status, c.status);
+        assert.deepEqual(f.logger.at('ERROR'), []);
+      });
+    }
+
+    it('a number that is no state -> set aside at ERROR', async () => {
+      const f = makeFakes();
+      await launched(f);
+      await deliver(f, jobStatusEvent(ourJob('JOB_STATE_DONE', 1, { currentState: 99 })));
+      nothingDone(f, 'LAUNCHED');
+      assert.match(f.logger.at('ERROR')[0].message, /currentState: not a Dataflow job state: 99/);
+    });
   });
 
   describe('redelivery', () => {
@@ -177,7 +268,9 @@ describe('mergeOnComplete', () => {
 
   describe('events that are not ours, or not terminal, are ignored', () => {
     const cases: { name: string; job: JobPayload }[] = [
-      { name: 'a job without labels', job: { id: 'j-1', name: 'nightly-export', currentState: 'JOB_STATE_DONE' } },
+      { name: 'a job without labels, not named like ours', job: { id: 'j-1', name: 'nightly-export', currentState: 'JOB_STATE_DONE' } },
+      { name: 'a job without labels, named almost like ours', job: { id: 'j-1', name: 'consolidation-20260115t102000z-abc12-a1', currentState: 'JOB_STATE_DONE' } },
+      { name: 'a job of another pipeline named like ours', job: { id: 'j-1', name: jobNameFor(TEST_BATCH_ID, 1), currentState: 'JOB_STATE_DONE', labels: { pipeline: 'billing' } } },
       { name: 'a job of another pipeline', job: { id: 'j-2', name: 'other', currentState: 'JOB_STATE_DONE', labels: { pipeline: 'billing', batch_id: '20260115t102000z-abc123' } } },
       { name: 'a job with our batch label but no pipeline label', job: { id: 'j-3', name: 'x', currentState: 'JOB_STATE_FAILED', labels: { batch_id: '20260115t102000z-abc123' } } },
       ...['JOB_STATE_QUEUED', 'JOB_STATE_PENDING', 'JOB_STATE_RUNNING', 'JOB_STATE_CANCELLING', 'JOB_STATE_DRAINING', 'JOB_STATE_RESOURCE_CLEANING_UP', 'JOB_STATE_STOPPED', 'JOB_STATE_UNKNOWN'].map((state) => ({

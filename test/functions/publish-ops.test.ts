@@ -234,6 +234,62 @@ describe('publishOps', () => {
     }
   });
 
+  describe('chunks are bounded in bytes as well as in IDs (Pub/Sub takes messages of up to 10 MB)', () => {
+    const cases: { name: string; n: number; idLength: number; chunks: number }[] = [
+      { name: '40,000 IDs of 300 characters with CHUNK_SIZE 100000 (12 MB of IDs)', n: 40_000, idLength: 300, chunks: 2 },
+      { name: '10,000 IDs of 1,000 mostly non-ASCII characters (2 bytes each in UTF-8: 20 MB)', n: 10_000, idLength: 1_000, chunks: 3 },
+    ];
+    for (const c of cases) {
+      it(`${c.name} -> ${c.chunks} chunk messages, each under 10 MB, every ID once and in order`, async () => {
+        const f = makeFakes({ CHUNK_SIZE: '100000' });
+        f.store.put(WATERMARK, '2026-01-15T10:00:00Z');
+        const letter = c.idLength === 1_000 ? 'é' : 'x';
+        f.warehouse.changedIds = Array.from({ length: c.n }, (_, i) => `${String(i).padStart(8, '0')}${letter.repeat(c.idLength - 8)}`);
+        const response = await call(f);
+        assert.equal(response.statusCode, 200, JSON.stringify(response.body));
+        const chunks = f.publisher.messages.filter((m) => (m.data as { type: string }).type === 'chunk').sort((a, b) => (a.data as { chunk: number }).chunk - (b.data as { chunk: number }).chunk);
+        assert.equal(chunks.length, c.chunks);
+        for (const m of chunks) assert.ok(Buffer.byteLength(JSON.stringify(m.data)) < 10_000_000, `chunk ${(m.data as { chunk: number }).chunk} is ${Buffer.byteLength(JSON.stringify(m.data))} bytes`);
+        assert.deepEqual(chunks.flatMap((m) => (m.data as { ids: string[] }).ids), f.warehouse.changedIds);
+        assert.equal(f.store.getJson<Manifest>(paths.manifest(TEST_BATCH_ID))?.chunkCount, c.chunks);
+      });
+    }
+  });
+
+  describe('catching up in windows of at most MAX_WINDOW', () => {
+    const cases: { name: string; env: Record<string, string>; watermark?: string; to: string; changed: number }[] = [
+      { name: 'a batch of a capped window', env: { MAX_WINDOW: '1h' }, watermark: '2026-01-10T00:00:00Z', to: '2026-01-10T01:00:00.000Z', changed: 2 },
+      { name: 'an empty capped window', env: { MAX_WINDOW: '1h' }, watermark: '2026-01-10T00:00:00Z', to: '2026-01-10T01:00:00.000Z', changed: 0 },
+      { name: 'the first run from the beginning', env: { MAX_WINDOW: '6h', INITIAL_WATERMARK: 'beginning' }, to: '1970-01-01T06:00:00.000Z', changed: 1 },
+    ];
+    for (const c of cases) {
+      it(`${c.name}: the answer and an INFO line say how far behind the run still is`, async () => {
+        const f = makeFakes(c.env);
+        if (c.watermark) f.store.put(WATERMARK, c.watermark);
+        f.warehouse.changedIds = ids(c.changed);
+        const response = await call(f);
+        assert.equal(response.statusCode, 200);
+        const body = response.body as { watermark: string; catchUp?: { behindMs: number; runsLeft: number } };
+        assert.equal(body.watermark, c.to);
+        const behindMs = Date.parse(NOW_MINUS_LAG) - Date.parse(c.to);
+        const maxWindowMs = c.env.MAX_WINDOW === '1h' ? 3_600_000 : 6 * 3_600_000;
+        assert.deepEqual(body.catchUp, { behindMs, runsLeft: Math.ceil(behindMs / maxWindowMs) });
+        const info = f.logger.at('INFO').find((e) => e.message.startsWith('Catching up'));
+        assert.ok(info, 'the catch-up is logged');
+        assert.match(info.message, new RegExp(`reads up to ${c.to.replace(/\./g, '\\.')}, .* behind; about ${body.catchUp?.runsLeft} more run\\(s\\)`));
+      });
+    }
+
+    it('a window that reaches now minus the lag -> no catch-up reported', async () => {
+      const f = makeFakes({ MAX_WINDOW: '1d' });
+      f.store.put(WATERMARK, '2026-01-15T10:00:00Z');
+      f.warehouse.changedIds = ids(1);
+      const body = (await call(f)).body as { catchUp?: unknown };
+      assert.equal(body.catchUp, undefined);
+      assert.equal(f.logger.at('INFO').filter((e) => e.message.startsWith('Catching up')).length, 0);
+    });
+  });
+
   it('rejected rows land in the manifest and are logged at WARNING', async () => {
     const f = makeFakes();
     f.store.put(WATERMARK, '2026-01-15T10:00:00Z');

@@ -237,7 +237,7 @@ const cases: Case[] = [
     action: 'merged',
     detail: new RegExp(`^job ${jobNameFor(TEST_BATCH_ID, 1)} finished DONE but its status event never led to a MERGE; merged now$`),
     published: [],
-    state: { status: 'MERGED', attempt: 1, jobState: 'JOB_STATE_DONE', mergeJobId: 'consolidation_merge_20260115t102000z_abc123_a1' },
+    state: { status: 'MERGED', attempt: 1, jobState: 'JOB_STATE_DONE', mergeJobId: 'consolidation_reconciler_merge_20260115t102000z_abc123_a1' },
     open: false,
     logged: ['WARNING'],
     check: (f) => {

@@ -39,6 +39,7 @@ function setup(overrides: Partial<DataflowLauncherOptions> = {}) {
     templatePath: TEMPLATE,
     pipelineFile: PIPELINE,
     tempLocation: 'gs://state-bucket/dataflow/temp',
+    stagingLocation: 'gs://state-bucket/dataflow/staging',
     serviceAccount: 'dataflow-worker@my-project.iam.gserviceaccount.com',
     maxWorkers: 4,
     ...overrides,
@@ -78,6 +79,7 @@ describe('DataflowLauncher', () => {
             },
             environment: {
               tempLocation: 'gs://state-bucket/dataflow/temp',
+              stagingLocation: 'gs://state-bucket/dataflow/staging',
               ...c.environment,
               maxWorkers: 4,
               additionalUserLabels: { pipeline: 'consolidation', batch_id: '20260115t102000z-1a2b3c', attempt: '1' },

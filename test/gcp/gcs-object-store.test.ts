@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { File, Storage, type Bucket } from '@google-cloud/storage';
 import sinon from 'sinon';
 import { ChainError } from '../../shared/errors';
-import { GcsObjectStore, contentTypeOf } from '../../shared/gcp/gcs-object-store';
+import { GcsObjectStore, WRITE_TOKEN, contentTypeOf } from '../../shared/gcp/gcs-object-store';
 
 /**
  * The Cloud Storage adapter against a real Bucket whose File methods are stubbed (on the
@@ -94,14 +94,42 @@ describe('GcsObjectStore', () => {
         const { store } = setup();
         const save = sinon.stub(File.prototype, 'save').resolves();
         assert.equal(await w.write(store), true);
-        sinon.assert.calledOnceWithExactly(save as sinon.SinonStub, 'data', { preconditionOpts: { ifGenerationMatch: w.ifGenerationMatch }, resumable: false, contentType: 'application/json' });
+        sinon.assert.calledOnce(save);
+        const [data, options] = save.firstCall.args as [string, { metadata: { metadata: Record<string, string> } }];
+        assert.equal(data, 'data');
+        const token = options.metadata.metadata[WRITE_TOKEN];
+        assert.match(token, /^[0-9a-f-]{36}$/);
+        assert.deepStrictEqual(options, { preconditionOpts: { ifGenerationMatch: w.ifGenerationMatch }, resumable: false, contentType: 'application/json', metadata: { metadata: { [WRITE_TOKEN]: token } } });
         assert.equal(file(save).name, PATH);
       });
 
-      it(`${w.name}: a failed precondition (412) is false`, async () => {
+      it(`${w.name}: a failed precondition (412) on an object another writer wrote is false`, async () => {
         const { store } = setup();
         sinon.stub(File.prototype, 'save').rejects(apiError(412, 'At least one of the pre-conditions you specified did not hold.'));
+        const metadata = sinon.stub(File.prototype, 'getMetadata').resolves([{ generation: '999', metadata: { [WRITE_TOKEN]: 'another-writer' } }] as never);
         assert.equal(await w.write(store), false);
+        assert.equal(file(metadata).name, PATH, 'the object was read back');
+      });
+
+      it(`${w.name}: a 412 after the client retried a try that had succeeded is true (the object carries this write's token)`, async () => {
+        const { store } = setup();
+        let written: string | undefined;
+        sinon.stub(File.prototype, 'save').callsFake(async (_data: unknown, options: unknown) => {
+          written = (options as { metadata: { metadata: Record<string, string> } }).metadata.metadata[WRITE_TOKEN];
+          throw apiError(412, 'At least one of the pre-conditions you specified did not hold.');
+        });
+        sinon.stub(File.prototype, 'getMetadata').callsFake(async () => [{ generation: '1000', metadata: { [WRITE_TOKEN]: written } }] as never);
+        assert.equal(await w.write(store), true);
+      });
+
+      it(`${w.name}: a 412 on an object since deleted is false; a failing read-back is thrown`, async () => {
+        const { store } = setup();
+        sinon.stub(File.prototype, 'save').rejects(apiError(412, 'precondition'));
+        const metadata = sinon.stub(File.prototype, 'getMetadata');
+        metadata.onCall(0).rejects(apiError(404, 'No such object'));
+        metadata.onCall(1).rejects(apiError(503, 'Service Unavailable'));
+        assert.equal(await w.write(store), false);
+        await assert.rejects(w.write(store), (e: ChainError) => e instanceof ChainError && /read back after a failed precondition/.test(e.message) && e.context.path === PATH);
       });
 
       it(`${w.name}: other errors are thrown with the path`, async () => {

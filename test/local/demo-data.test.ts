@@ -11,7 +11,7 @@ import {
 } from '../../shared/local/demo-data';
 import type { SchemaField } from '../../shared/ports';
 import { duckdbCreateTable, duckdbType, loadSchema } from '../../shared/schema';
-import { compareConsolidated, decimalText, epochMillis, expectedConsolidation, expectedRejects, type ExpectedRow } from '../support/oracle';
+import { compareConsolidated, decimalText, epochMicros, epochMillis, expectedConsolidation, expectedRejects, microsText, type ExpectedRow } from '../support/oracle';
 
 const instances: DuckDBInstance[] = [];
 
@@ -217,6 +217,7 @@ describe('demo data', () => {
 describe('the oracle on a hand-written dataset', () => {
   const asOf = new Date('2026-01-15T10:00:00Z');
   const t = (hhmmss: string) => `2026-01-15T${hhmmss}Z`;
+  const us = (text: string) => microsText(epochMicros(text));
   let connection: DuckDBConnection;
   let expected: Map<string, ExpectedRow>;
 
@@ -313,8 +314,8 @@ describe('the oracle on a hand-written dataset', () => {
       amount: '1500.000000000',
       currency: 'XOF',
       ussd_status: 'SUCCESS',
-      created_at: new Date(t('08:00:00')),
-      source_timestamp: new Date(t('08:01:00')),
+      created_at: us(t('08:00:00')),
+      source_timestamp: us(t('08:01:00')),
       transaction_id: 'TX-MATCHED',
       transaction_status: 'SUCCESSFUL',
       transaction_amount: '1500.000000000',
@@ -325,13 +326,13 @@ describe('the oracle on a hand-written dataset', () => {
       agent_name: 'Kiosque Fall',
       agent_region: 'Dakar',
       reconciliation_status: 'MATCHED',
-      version_ts: new Date(t('08:02:00')),
+      version_ts: us(t('08:02:00')),
     });
     const pending = expected.get('OP-TX-PENDING');
-    assert.deepEqual([pending?.transaction_status, pending?.version_ts], ['PENDING', new Date(t('09:01:00'))]);
+    assert.deepEqual([pending?.transaction_status, pending?.version_ts], ['PENDING', us(t('09:01:00'))]);
     const status = expected.get('OP-STATUS');
-    assert.deepEqual([status?.service_name, status?.agent_name, status?.version_ts], [null, null, new Date(t('09:00:05'))]);
-    assert.equal(expected.get('OP-TIMEOUT')?.version_ts.toISOString(), t('09:00:00').replace('Z', '.000Z'));
+    assert.deepEqual([status?.service_name, status?.agent_name, status?.version_ts], [null, null, us(t('09:00:05'))]);
+    assert.equal(expected.get('OP-TIMEOUT')?.version_ts, t('09:00:00').replace('Z', '.000000Z'));
     assert.equal(expected.has('OP-NO-TIMESTAMP'), false);
   });
 
@@ -364,7 +365,7 @@ describe('the oracle on a hand-written dataset', () => {
     assert.deepEqual(await compareConsolidated(connection, table, expected), { missing: [], unexpected: [], duplicated: [], different: [], checked: expected.size });
 
     await connection.run("DELETE FROM consolidated_dataset.consolidated_table WHERE operation_id = 'OP-AMOUNT'");
-    await connection.run("UPDATE consolidated_dataset.consolidated_table SET fees = 11, version_ts = version_ts + INTERVAL 1 MILLISECOND WHERE operation_id = 'OP-STATUS'");
+    await connection.run("UPDATE consolidated_dataset.consolidated_table SET fees = 11, version_ts = version_ts + INTERVAL 1 MICROSECOND WHERE operation_id = 'OP-STATUS'");
     await insertRows(connection, 'consolidated_dataset.consolidated_table', fields, [{ ...rows[0], operation_id: 'OP-EXTRA' }, rows[1]]);
     assert.deepEqual(await compareConsolidated(connection, table, expected), {
       missing: ['OP-AMOUNT'],
@@ -372,7 +373,7 @@ describe('the oracle on a hand-written dataset', () => {
       duplicated: [rows[1].operation_id],
       different: [
         { operation_id: 'OP-STATUS', column: 'fees', expected: '10.000000000', actual: '11.000000000' },
-        { operation_id: 'OP-STATUS', column: 'version_ts', expected: '2026-01-15T09:00:05.000Z', actual: '2026-01-15T09:00:05.001Z' },
+        { operation_id: 'OP-STATUS', column: 'version_ts', expected: '2026-01-15T09:00:05.000000Z', actual: '2026-01-15T09:00:05.000001Z' },
       ],
       checked: expected.size - 1,
     });

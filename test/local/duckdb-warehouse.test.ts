@@ -10,8 +10,10 @@ import { mergeEnriched } from '../../shared/sql/statements';
 
 const TARGET: TableRef = { dataset: 'consolidated_dataset', table: 'consolidated_table' };
 const ENRICHED: TableRef = { dataset: 'staging', table: 'enriched_b' };
-/** The enriched table has the consolidated columns except those the MERGE writes. */
-const ENRICHED_SCHEMA = loadSchema('consolidated_table').filter((f) => f.name !== 'batch_id' && f.name !== 'consolidated_at');
+/** The enriched table has the consolidated columns except those the MERGE writes, timestamps as INT64 microseconds (`*_us`). */
+const ENRICHED_SCHEMA = loadSchema('consolidated_table')
+  .filter((f) => f.name !== 'batch_id' && f.name !== 'consolidated_at')
+  .map((f) => (f.type === 'TIMESTAMP' ? { ...f, name: `${f.name}_us`, type: 'INT64' } : f));
 
 async function rowsOf(warehouse: DuckDbWarehouse, sql: string): Promise<Row[]> {
   return (await warehouse.query({ sql, params: {} })).rows;
@@ -199,8 +201,8 @@ describe('DuckDbWarehouse', () => {
       await warehouse.ensureTable(ENRICHED, ENRICHED_SCHEMA);
       for (const r of rows) {
         await warehouse.query({
-          sql: `INSERT INTO "staging"."enriched_b" (operation_id, amount, created_at, source_timestamp, reconciliation_status, version_ts)
-VALUES (CAST($id AS VARCHAR), CAST($amount AS DECIMAL(38, 9)), CAST($created AS TIMESTAMPTZ), CAST($version AS TIMESTAMPTZ), CAST($status AS VARCHAR), CAST($version AS TIMESTAMPTZ))`,
+          sql: `INSERT INTO "staging"."enriched_b" (operation_id, amount, created_at_us, source_timestamp_us, reconciliation_status, version_ts_us)
+VALUES (CAST($id AS VARCHAR), CAST($amount AS DECIMAL(38, 9)), epoch_us(CAST($created AS TIMESTAMPTZ)), epoch_us(CAST($version AS TIMESTAMPTZ)), CAST($status AS VARCHAR), epoch_us(CAST($version AS TIMESTAMPTZ)))`,
           params: {
             id: { type: 'STRING', value: r.id },
             amount: { type: 'STRING', value: r.amount ?? '100' },
@@ -226,6 +228,18 @@ VALUES (CAST($id AS VARCHAR), CAST($amount AS DECIMAL(38, 9)), CAST($created AS 
         { id: 'other-day', version: T0, day: '2026-01-14' },
       ]);
       assert.deepEqual((await merge(B1)).dml, { inserted: 5, updated: 0, deleted: 0 });
+    });
+
+    it('turns the microseconds of the enriched rows back into exact TIMESTAMPs, and orders versions to the microsecond', async () => {
+      await stage([
+        { id: 'micro', version: '2026-01-15T09:30:00.123456Z' },
+        { id: 'micro', version: '2026-01-15T09:30:00.123455Z', amount: '1' },
+      ]);
+      await merge(B2);
+      const connection = await warehouse.connect();
+      const rows = (await connection.runAndReadAll("SELECT epoch_us(version_ts), epoch_us(source_timestamp), amount FROM consolidated_dataset.consolidated_table WHERE operation_id = 'micro'")).getRows();
+      connection.closeSync();
+      assert.deepEqual(rows.map((r) => r.map(String)), [[String(Date.parse('2026-01-15T09:30:00.123Z') * 1000 + 456), String(Date.parse('2026-01-15T09:30:00.123Z') * 1000 + 456), '100.000000000']]);
     });
 
     it('inserts new operations, updates only newer versions, and keeps the latest source row per operation', async () => {
@@ -398,8 +412,8 @@ VALUES (CAST($id AS VARCHAR), CAST($amount AS DECIMAL(38, 9)), CAST($created AS 
       await warehouse.ensureTable(ENRICHED, ENRICHED_SCHEMA);
       const fill = (offset: number, version: string) =>
         warehouse.query({
-          sql: `INSERT INTO staging.enriched_b (operation_id, amount, created_at, source_timestamp, reconciliation_status, version_ts)
-SELECT 'op' || (range + CAST($offset AS BIGINT)), 100, TIMESTAMPTZ '2026-01-15 07:00:00+00', CAST($v AS TIMESTAMPTZ), 'MATCHED', CAST($v AS TIMESTAMPTZ) FROM range(100000)`,
+          sql: `INSERT INTO staging.enriched_b (operation_id, amount, created_at_us, source_timestamp_us, reconciliation_status, version_ts_us)
+SELECT 'op' || (range + CAST($offset AS BIGINT)), 100, epoch_us(TIMESTAMPTZ '2026-01-15 07:00:00+00'), epoch_us(CAST($v AS TIMESTAMPTZ)), 'MATCHED', epoch_us(CAST($v AS TIMESTAMPTZ)) FROM range(100000)`,
           params: { offset: { type: 'INT64', value: offset }, v: { type: 'TIMESTAMP', value: version } },
         });
       await fill(0, '2026-01-15T08:00:00Z');

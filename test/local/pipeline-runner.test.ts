@@ -27,6 +27,12 @@ const TABLES = {
 
 type Values = Record<string, string | null>;
 
+/** Epoch microseconds of an RFC 3339 timestamp with up to six decimals. */
+function micros(iso: string): number {
+  const fraction = /\.(\d+)Z$/.exec(iso)?.[1] ?? '';
+  return Date.parse(iso.replace(/\.\d+Z$/, 'Z')) * 1000 + Number(fraction.padEnd(6, '0'));
+}
+
 /** Inserts rows into a source table made from its schema file (every value as a string, cast by DuckDB). */
 async function insert(warehouse: DuckDbWarehouse, ref: TableRef, schema: SchemaName, rows: Values[]): Promise<void> {
   const fields = loadSchema(schema);
@@ -177,7 +183,10 @@ describe('LocalPipelineRunner', () => {
         'op-unknown-ref': 'MISSING_TRANSACTION',
       },
     );
-    assert.deepEqual(Object.keys(rows[0]).sort(), loadSchema('consolidated_table').map((f) => f.name).filter((n) => n !== 'batch_id' && n !== 'consolidated_at').sort());
+    const enrichedColumns = loadSchema('consolidated_table')
+      .filter((f) => f.name !== 'batch_id' && f.name !== 'consolidated_at')
+      .map((f) => (f.type === 'TIMESTAMP' ? `${f.name}_us` : f.name));
+    assert.deepEqual(Object.keys(rows[0]).sort(), enrichedColumns.sort(), 'the consolidated columns, timestamps as INT64 microseconds');
     assert.deepEqual(byId['op-matched'], {
       operation_id: 'op-matched',
       msisdn: '221770000000',
@@ -186,8 +195,8 @@ describe('LocalPipelineRunner', () => {
       amount: '100',
       currency: 'XOF',
       ussd_status: 'SUCCESS',
-      created_at: '2026-01-15T09:00:00.000Z',
-      source_timestamp: '2026-01-15T10:00:00.000Z',
+      created_at_us: micros('2026-01-15T09:00:00Z'),
+      source_timestamp_us: micros('2026-01-15T10:00:00Z'),
       transaction_id: 'tx-matched',
       transaction_status: 'SUCCESSFUL',
       transaction_amount: '100',
@@ -198,12 +207,23 @@ describe('LocalPipelineRunner', () => {
       agent_name: 'Agent One',
       agent_region: 'Dakar',
       reconciliation_status: 'MATCHED',
-      version_ts: '2026-01-15T10:15:00.000Z',
+      version_ts_us: micros('2026-01-15T10:15:00Z'),
     }, 'latest transaction row within the window, and version_ts is its updated_at (later than the USSD row)');
-    assert.equal(byId['op-latest'].source_timestamp, '2026-01-15T10:10:00.000Z', 'the latest USSD row within the window');
-    assert.equal(byId['op-latest'].version_ts, '2026-01-15T10:10:00.000Z', 'version_ts is source_timestamp when the transaction is older');
-    assert.equal(byId['op-null-ref'].version_ts, '2026-01-15T10:00:00.000Z');
+    assert.equal(byId['op-latest'].source_timestamp_us, micros('2026-01-15T10:10:00Z'), 'the latest USSD row within the window');
+    assert.equal(byId['op-latest'].version_ts_us, micros('2026-01-15T10:10:00Z'), 'version_ts is source_timestamp when the transaction is older');
+    assert.equal(byId['op-null-ref'].version_ts_us, micros('2026-01-15T10:00:00Z'));
     assert.equal(byId['op-null-ref'].agent_name, 'Agent One');
+  });
+
+  it('keeps the microseconds of every timestamp: they travel as INT64, which Beam carries exactly', async () => {
+    await insert(warehouse, TABLES.ussd, 'ussd_operations', [op('op-micro', 'SUCCESS', 'tx-micro', '100', '2026-01-15T10:01:00.123456Z', { created_at: '2026-01-15T09:59:59.999999Z' })]);
+    await insert(warehouse, TABLES.transactions, 'transactiongu', [tx('tx-micro', 'SUCCESSFUL', '100', '2026-01-15T10:01:00.123457Z')]);
+    await insert(warehouse, TABLES.ids, 'batch_ids', [{ operation_id: 'op-micro' }]);
+    const local = runner();
+    await local.launch(request());
+    await local.idle();
+    const [row] = (await warehouse.query({ sql: "SELECT * FROM staging.enriched_b WHERE operation_id = 'op-micro'", params: {} })).rows;
+    assert.deepEqual([row.created_at_us, row.source_timestamp_us, row.version_ts_us], [micros('2026-01-15T09:59:59.999999Z'), micros('2026-01-15T10:01:00.123456Z'), micros('2026-01-15T10:01:00.123457Z')]);
   });
 
   it('emits Dataflow-shaped jobs', async () => {
@@ -378,23 +398,60 @@ describe('LocalPipelineRunner', () => {
     };
     const content = async () => (await warehouse.query({ sql: 'SELECT * FROM out_schema.out', params: {} })).rows;
 
-    it('WRITE_TRUNCATE replaces, WRITE_APPEND appends, WRITE_EMPTY refuses a non-empty table', async () => {
+    it('appends like the Storage Write API sink, whatever the write disposition (WRITE_TRUNCATE is ignored, with a warning); WRITE_EMPTY refuses a non-empty table', async () => {
       assert.equal(await run('CREATE_IF_NEEDED', 'WRITE_TRUNCATE'), 'JOB_STATE_DONE', failure());
       assert.deepEqual(await content(), [{ service_id: 'S1', upper_name: 'CASH OUT' }]);
       assert.equal(await run('CREATE_IF_NEEDED', 'WRITE_TRUNCATE'), 'JOB_STATE_DONE');
-      assert.equal((await content()).length, 1);
+      assert.equal((await content()).length, 2, 'a second WRITE_TRUNCATE run appended');
+      assert.match(logger.at('WARNING').map((e) => e.message).join('\n'), /WRITE_TRUNCATE, which the Storage Write API sink ignores: it appends/);
       assert.equal(await run('CREATE_NEVER', 'WRITE_APPEND'), 'JOB_STATE_DONE');
-      assert.equal((await content()).length, 2);
+      assert.equal((await content()).length, 3);
       assert.equal(await run('CREATE_IF_NEEDED', 'WRITE_EMPTY'), 'JOB_STATE_FAILED');
       assert.match(failure(), /out_schema\.out failed: the table is not empty and write_disposition is WRITE_EMPTY/);
-      assert.equal((await content()).length, 2);
+      assert.equal((await content()).length, 3);
     });
 
     it('CREATE_NEVER fails on a missing table; WRITE_EMPTY creates one', async () => {
-      assert.equal(await run('CREATE_NEVER', 'WRITE_TRUNCATE'), 'JOB_STATE_FAILED');
+      assert.equal(await run('CREATE_NEVER', 'WRITE_APPEND'), 'JOB_STATE_FAILED');
       assert.match(failure(), /does not exist and create_disposition is CREATE_NEVER/);
       assert.equal(await run('CREATE_IF_NEEDED', 'WRITE_EMPTY'), 'JOB_STATE_DONE');
       assert.equal((await content()).length, 1);
+    });
+
+    it('creates no table when the job writes no row (the sink creates its table from the first row)', async () => {
+      const local = runner({ pipelineFile: pipelineFile(writing('CREATE_IF_NEEDED', 'WRITE_APPEND').replace('FROM {{ services_table }}', 'FROM {{ services_table }} WHERE false')) });
+      const launched = await local.launch(request());
+      await local.idle();
+      assert.equal(statesOf(launched.jobId).at(-1), 'JOB_STATE_DONE', failure());
+      assert.equal(await warehouse.tableExists({ dataset: 'out_schema', table: 'out' }), false);
+    });
+
+    it('writes a TIMESTAMP that passes through Beam at millisecond precision, truncated toward zero as Java divides', async () => {
+      const yaml = `pipeline:
+  type: chain
+  transforms:
+    - type: ReadFromBigQuery
+      config:
+        query: |
+          SELECT 'after' AS k, TIMESTAMPTZ '2026-01-15 10:00:00.123999+00' AS ts, TIMESTAMP '2026-01-15 10:00:00.000999' AS plain
+          UNION ALL SELECT 'before', TIMESTAMPTZ '1969-12-31 23:59:59.999500+00', TIMESTAMP '1969-12-31 23:59:59.998001'
+    - type: WriteToBigQuery
+      config: { table: "out_schema.times", create_disposition: CREATE_IF_NEEDED, write_disposition: WRITE_APPEND }
+`;
+      const local = runner({ pipelineFile: pipelineFile(yaml) });
+      await local.launch(request());
+      await local.idle();
+      const connection = await warehouse.connect();
+      const rows = (await connection.runAndReadAll('SELECT k, epoch_us(ts), epoch_us(plain), typeof(ts), typeof(plain) FROM out_schema.times ORDER BY k')).getRows();
+      connection.closeSync();
+      assert.deepEqual(
+        rows.map((r) => r.map(String)),
+        [
+          ['after', String(micros('2026-01-15T10:00:00.123Z')), String(micros('2026-01-15T10:00:00.000Z')), 'TIMESTAMP WITH TIME ZONE', 'TIMESTAMP'],
+          ['before', '0', '-1000', 'TIMESTAMP WITH TIME ZONE', 'TIMESTAMP'],
+        ],
+        failure(),
+      );
     });
   });
 

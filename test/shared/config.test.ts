@@ -11,7 +11,7 @@ function configError(env: Record<string, string>): ConfigError {
   assert.fail('expected a ConfigError');
 }
 
-const GCP = { CONSOLIDATION_BACKEND: 'gcp', GCP_PROJECT: 'my-project-1', STATE_BUCKET: 'my-state-bucket' };
+const GCP = { CONSOLIDATION_BACKEND: 'gcp', GCP_PROJECT: 'my-project-1', STATE_BUCKET: 'my-state-bucket', INITIAL_WATERMARK: '2026-01-01T00:00:00Z' };
 
 describe('loadConfig', () => {
   it('defaults', () => {
@@ -49,6 +49,7 @@ describe('loadConfig', () => {
       templatePath: 'gs://dataflow-templates-europe-west1/latest/flex/Yaml_Template',
       pipelineFile: '',
       dataflowTempLocation: '',
+      dataflowStagingLocation: '',
       dataflowServiceAccount: '',
       dataflowMaxWorkers: 4,
       localBusMaxAttempts: 5,
@@ -70,7 +71,7 @@ describe('loadConfig', () => {
   // Every variable: a good value and what it becomes, and bad values. The last test checks that
   // the table covers every variable, so a new one cannot go untested.
   const variables: { name: VariableName; good: string; read: (c: Config) => unknown; expected: unknown; bad: string[]; env?: Record<string, string> }[] = [
-    { name: 'CONSOLIDATION_BACKEND', good: 'gcp', read: (c) => c.backend, expected: 'gcp', bad: ['aws', 'GCP', 'local '], env: { GCP_PROJECT: 'my-project-1', STATE_BUCKET: 'b-1' } },
+    { name: 'CONSOLIDATION_BACKEND', good: 'gcp', read: (c) => c.backend, expected: 'gcp', bad: ['aws', 'GCP', 'local '], env: { GCP_PROJECT: 'my-project-1', STATE_BUCKET: 'b-1', INITIAL_WATERMARK: 'beginning' } },
     { name: 'GCP_PROJECT', good: 'my-project-1', read: (c) => c.project, expected: 'my-project-1', bad: ['My_Project', 'abc', '1project', 'project-'] },
     { name: 'REGION', good: 'us-central1', read: (c) => c.region, expected: 'us-central1', bad: ['europe west1', 'EU', 'europe-west', 'europe-west100'] },
     { name: 'BIGQUERY_LOCATION', good: 'US', read: (c) => c.bigqueryLocation, expected: 'US', bad: ['E'] },
@@ -90,7 +91,7 @@ describe('loadConfig', () => {
     { name: 'CHUNK_SIZE', good: '500', read: (c) => c.chunkSize, expected: 500, bad: ['0', '-1', '100001', 'abc', '1.5'] },
     { name: 'PUBLISH_CONCURRENCY', good: '4', read: (c) => c.publishConcurrency, expected: 4, bad: ['0', '1001', 'many'] },
     { name: 'WATERMARK_OBJECT', good: 'state/watermark.txt', read: (c) => c.watermarkObject, expected: 'state/watermark.txt', bad: ['a*b', 'line\nbreak', 'why?', 'a#b'] },
-    { name: 'INITIAL_WATERMARK', good: '2026-01-01T00:00:00Z', read: (c) => c.initialWatermark.toISOString(), expected: '2026-01-01T00:00:00.000Z', bad: ['yesterday', '2026-01-01', '2026-13-45T00:00:00Z', '1735689600'] },
+    { name: 'INITIAL_WATERMARK', good: '2026-01-01T00:00:00Z', read: (c) => c.initialWatermark.toISOString(), expected: '2026-01-01T00:00:00.000Z', bad: ['yesterday', '2026-01-01', '2026-13-45T00:00:00Z', '1735689600', 'Beginning', 'start'] },
     { name: 'LOOKBACK', good: '1h', read: (c) => c.lookbackMs, expected: 3_600_000, bad: ['15 minutes', '-5m', '1.5h', '15'] },
     { name: 'SAFETY_LAG', good: '90s', read: (c) => c.safetyLagMs, expected: 90_000, bad: ['2 m', 'soon'] },
     { name: 'MAX_WINDOW', good: '1d', read: (c) => c.maxWindowMs, expected: 86_400_000, bad: ['1w', 'P1D'] },
@@ -102,6 +103,7 @@ describe('loadConfig', () => {
     { name: 'TEMPLATE_PATH', good: 'gs://my-templates/yaml.json', read: (c) => c.templatePath, expected: 'gs://my-templates/yaml.json', bad: ['s3://x/y', '/local/template.json'] },
     { name: 'PIPELINE_FILE', good: 'gs://b/p.yaml', read: (c) => c.pipelineFile, expected: 'gs://b/p.yaml', bad: ['pipeline/consolidation.yaml'] },
     { name: 'DATAFLOW_TEMP_LOCATION', good: 'gs://b/tmp', read: (c) => c.dataflowTempLocation, expected: 'gs://b/tmp', bad: ['/tmp'] },
+    { name: 'DATAFLOW_STAGING_LOCATION', good: 'gs://b/staging', read: (c) => c.dataflowStagingLocation, expected: 'gs://b/staging', bad: ['/staging', 'b/staging'] },
     { name: 'DATAFLOW_SERVICE_ACCOUNT', good: 'df@my-project-1.iam.gserviceaccount.com', read: (c) => c.dataflowServiceAccount, expected: 'df@my-project-1.iam.gserviceaccount.com', bad: ['dataflow-sa', 'a@b@c', 'a b@c'] },
     { name: 'DATAFLOW_MAX_WORKERS', good: '10', read: (c) => c.dataflowMaxWorkers, expected: 10, bad: ['0', '1001'] },
     { name: 'LOCAL_BUS_MAX_ATTEMPTS', good: '1', read: (c) => c.localBusMaxAttempts, expected: 1, bad: ['0', '101'] },
@@ -137,7 +139,7 @@ describe('loadConfig', () => {
   describe('one ConfigError names every bad variable', () => {
     const cases: { name: string; env: Record<string, string>; bad: string[] }[] = [
       { name: 'three bad variables', env: { CHUNK_SIZE: '0', REGION: 'mars', LOOKBACK: 'forever' }, bad: ['REGION', 'CHUNK_SIZE', 'LOOKBACK'] },
-      { name: 'bad values and missing gcp requirements', env: { CONSOLIDATION_BACKEND: 'gcp', USSD_TABLE: 'a-b', LOG_LEVEL: 'loud' }, bad: ['GCP_PROJECT', 'STATE_BUCKET', 'USSD_TABLE', 'LOG_LEVEL'] },
+      { name: 'bad values and missing gcp requirements', env: { CONSOLIDATION_BACKEND: 'gcp', USSD_TABLE: 'a-b', LOG_LEVEL: 'loud' }, bad: ['GCP_PROJECT', 'STATE_BUCKET', 'INITIAL_WATERMARK', 'USSD_TABLE', 'LOG_LEVEL'] },
       {
         name: 'every variable that can be bad',
         env: Object.fromEntries(variables.filter((v) => v.bad.length > 0 && v.name !== 'CONSOLIDATION_BACKEND').map((v) => [v.name, v.bad[0]])),
@@ -154,12 +156,14 @@ describe('loadConfig', () => {
     }
   });
 
-  describe('the gcp backend requires GCP_PROJECT and STATE_BUCKET', () => {
+  describe('the gcp backend requires GCP_PROJECT, STATE_BUCKET and INITIAL_WATERMARK', () => {
+    const START = { INITIAL_WATERMARK: 'beginning' };
     const cases: { name: string; env: Record<string, string>; missing: string[] }[] = [
-      { name: 'neither', env: { CONSOLIDATION_BACKEND: 'gcp' }, missing: ['GCP_PROJECT', 'STATE_BUCKET'] },
-      { name: 'no bucket', env: { CONSOLIDATION_BACKEND: 'gcp', GCP_PROJECT: 'my-project-1' }, missing: ['STATE_BUCKET'] },
-      { name: 'no project', env: { CONSOLIDATION_BACKEND: 'gcp', STATE_BUCKET: 'my-state-bucket' }, missing: ['GCP_PROJECT'] },
-      { name: 'both empty', env: { CONSOLIDATION_BACKEND: 'gcp', GCP_PROJECT: '', STATE_BUCKET: '' }, missing: ['GCP_PROJECT', 'STATE_BUCKET'] },
+      { name: 'none', env: { CONSOLIDATION_BACKEND: 'gcp' }, missing: ['GCP_PROJECT', 'STATE_BUCKET', 'INITIAL_WATERMARK'] },
+      { name: 'no bucket', env: { CONSOLIDATION_BACKEND: 'gcp', GCP_PROJECT: 'my-project-1', ...START }, missing: ['STATE_BUCKET'] },
+      { name: 'no project', env: { CONSOLIDATION_BACKEND: 'gcp', STATE_BUCKET: 'my-state-bucket', ...START }, missing: ['GCP_PROJECT'] },
+      { name: 'no initial watermark', env: { CONSOLIDATION_BACKEND: 'gcp', GCP_PROJECT: 'my-project-1', STATE_BUCKET: 'my-state-bucket' }, missing: ['INITIAL_WATERMARK'] },
+      { name: 'all empty', env: { CONSOLIDATION_BACKEND: 'gcp', GCP_PROJECT: '', STATE_BUCKET: '', INITIAL_WATERMARK: '' }, missing: ['GCP_PROJECT', 'STATE_BUCKET', 'INITIAL_WATERMARK'] },
       { name: 'both given', env: GCP, missing: [] },
     ];
     for (const c of cases) {
@@ -176,6 +180,21 @@ describe('loadConfig', () => {
         for (const p of error.problems) assert.match(p.problem, /is required when CONSOLIDATION_BACKEND=gcp/);
       });
     }
+
+    it('a missing initial watermark says what to set, and that `beginning` reads the whole history', () => {
+      const error = configError({ ...GCP, INITIAL_WATERMARK: '' });
+      assert.match(error.message, /INITIAL_WATERMARK is required when CONSOLIDATION_BACKEND=gcp: set where the first run starts \(an RFC 3339 timestamp\), or `beginning` to consolidate the whole history, MAX_WINDOW at a time/);
+    });
+
+    it('the first run on Google Cloud: `beginning` starts at the epoch, and MAX_WINDOW defaults to 6h there (no limit locally)', () => {
+      const fromStart = loadConfig({ ...GCP, INITIAL_WATERMARK: 'beginning' });
+      assert.equal(fromStart.initialWatermark.toISOString(), '1970-01-01T00:00:00.000Z');
+      assert.equal(fromStart.maxWindowMs, 6 * 3_600_000);
+      assert.equal(loadConfig({ ...GCP, MAX_WINDOW: '0s' }).maxWindowMs, 0, 'an explicit 0s lifts the limit');
+      assert.equal(loadConfig({ ...GCP, MAX_WINDOW: '1d' }).maxWindowMs, 86_400_000);
+      assert.equal(loadConfig({}).maxWindowMs, 0);
+      assert.equal(loadConfig({ INITIAL_WATERMARK: 'beginning' }).initialWatermark.toISOString(), '1970-01-01T00:00:00.000Z');
+    });
 
     it('a bad project is named once, as bad (not also as missing)', () => {
       const error = configError({ ...GCP, GCP_PROJECT: 'Bad Project' });
@@ -202,7 +221,8 @@ describe('loadConfig', () => {
         env: { STATE_BUCKET: 'my-state-bucket', PIPELINE_FILE: 'gs://other/p.yaml', DATAFLOW_TEMP_LOCATION: 'gs://other/tmp' },
         expected: { pipelineFile: 'gs://other/p.yaml', dataflowTempLocation: 'gs://other/tmp' },
       },
-      { name: 'no bucket: no pipeline file or temp location', env: {}, expected: { pipelineFile: '', dataflowTempLocation: '' } },
+      { name: 'no bucket: no pipeline file, temp or staging location', env: {}, expected: { pipelineFile: '', dataflowTempLocation: '', dataflowStagingLocation: '' } },
+      { name: 'DATAFLOW_STAGING_LOCATION from STATE_BUCKET', env: { STATE_BUCKET: 'my-state-bucket' }, expected: { dataflowStagingLocation: 'gs://my-state-bucket/dataflow/staging' } },
       {
         name: 'SOURCE_DATASET applies to the four source tables',
         env: { SOURCE_DATASET: 'raw' },

@@ -1,6 +1,7 @@
+import { protos } from '@google-cloud/dataflow';
 import assert from 'node:assert/strict';
 import type { CloudEvent } from '@google-cloud/functions-framework';
-import { decodePubsubEvent, describeIssues, type DecodedMessage } from '../../shared/events';
+import { decodePubsubEvent, describeIssues, jobStateName, type DecodedMessage } from '../../shared/events';
 import { pubsubEvent, rawBase64 } from '../support/fakes';
 
 function event(data: unknown, id = 'ce-1'): CloudEvent<unknown> {
@@ -122,5 +123,21 @@ describe('describeIssues', () => {
   ];
   for (const c of cases) {
     it(c.name, () => assert.equal(describeIssues(c.issues), c.expected));
+  }
+});
+
+describe('jobStateName', () => {
+  it("names every state of Dataflow's JobState enum, from its number or its name", () => {
+    const states = Object.entries(protos.google.dataflow.v1beta3.JobState).filter(([name]) => Number.isNaN(Number(name)));
+    assert.ok(states.length >= 13);
+    for (const [name, number] of states) {
+      assert.equal(jobStateName(number), name);
+      assert.equal(jobStateName(String(number)), name);
+      assert.equal(jobStateName(name), name);
+    }
+  });
+
+  for (const value of [99, -1, 1.5, '', 'DONE', 'job_state_done', null, undefined, {}]) {
+    it(`${JSON.stringify(value) ?? 'undefined'} is no state`, () => assert.equal(jobStateName(value), undefined));
   }
 });

@@ -69,8 +69,8 @@ export const CASES: StatementCase[] = [
   { statement: 'consolidatedStatusCounts', variant: 'target', golden: true, render: (d) => statements.consolidatedStatusCounts(d, TABLES.consolidated.ref) },
 ];
 
-/** Exported functions of shared/sql/ that build no statement (dialects and their choice). */
-export const NOT_STATEMENTS = ['bigqueryDialect', 'dialectOf'];
+/** Exported functions of shared/sql/ that build no statement (dialects and their choice, the enriched table's column of a field). */
+export const NOT_STATEMENTS = ['bigqueryDialect', 'dialectOf', 'enrichedField'];
 
 export const bigquery = bigqueryDialect(PROJECT);
 

@@ -79,17 +79,20 @@ describe('DuckDB and GoogleSQL (ZetaSQL reference engine) return the same rows o
       content[bigqueryName(TABLES[key].ref)] = { schema, rows: FIXTURE[key] };
     }
     // The enriched table is what the pipeline writes: run it on DuckDB, as the local runner does,
-    // and give GoogleSQL the same rows (both enrichments are compared below), plus an older
-    // version of one operation for the MERGE's one-row-per-operation rule.
+    // and give GoogleSQL the same rows (both enrichments are compared below), plus older versions
+    // of two operations for the MERGE's one-row-per-operation rule.
     const plan = pipelinePlan(pipelineVariables(warehouse));
     const google = await analyzedEnrichment();
     enrichment = { duckdb: await planSelect(plan, (ctes, step) => warehouse.withConnection((c) => columnsOf(c, ctes, step))), googlesql: google.query };
     await runPlan(warehouse, plan);
     const enrichedRef = TABLES.enriched.ref;
     const rows = (await warehouse.query({ sql: `SELECT * FROM ${warehouse.qualify(enrichedRef)}`, params: {} })).rows;
-    const older = { ...rows.find((r) => r.operation_id === 'op-01')!, ussd_status: 'INITIATED', reconciliation_status: 'PENDING', version_ts: '2026-01-15T09:00:00Z' };
-    await load(warehouse, enrichedRef, google.output, [older]);
-    content[bigqueryName(enrichedRef)] = { schema: google.output, rows: [...rows, older] };
+    const older = { ...rows.find((r) => r.operation_id === 'op-01')!, ussd_status: 'INITIATED', reconciliation_status: 'PENDING', version_ts_us: Date.parse('2026-01-15T09:00:00Z') * 1000 };
+    // And a version of op-03 one microsecond older than its latest: the MERGE must tell them apart.
+    const latest = rows.find((r) => r.operation_id === 'op-03')!;
+    const microOlder = { ...latest, amount: '1', version_ts_us: Number(latest.version_ts_us) - 1 };
+    await load(warehouse, enrichedRef, google.output, [older, microOlder]);
+    content[bigqueryName(enrichedRef)] = { schema: google.output, rows: [...rows, older, microOlder] };
   });
 
   after(async () => warehouse?.close());

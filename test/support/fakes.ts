@@ -316,6 +316,8 @@ export class FakeWarehouse implements Warehouse {
   readonly loads: { table: TableRef; uris: string[]; schema: SchemaField[]; jobId: string }[] = [];
   readonly drops: TableRef[] = [];
   readonly ensured: TableRef[] = [];
+  /** Tables (dataset.table) that do not exist; every other table does. */
+  readonly absent = new Set<string>();
   private readonly jobs = new Map<string, QueryResult>();
   private readonly failures: { kind: StatementKind | 'stream' | 'load' | 'drop'; error: Error }[] = [];
 
@@ -394,6 +396,11 @@ export class FakeWarehouse implements Warehouse {
 
   async ensureTable(table: TableRef): Promise<void> {
     this.ensured.push({ ...table });
+  }
+
+  async tableExists(table: TableRef): Promise<boolean> {
+    await tick();
+    return !this.absent.has(this.plainName(table));
   }
 
   async dropTable(table: TableRef): Promise<void> {

@@ -33,8 +33,9 @@ export interface ExpectedRow {
   amount: string | null;
   currency: string | null;
   ussd_status: string | null;
-  created_at: Date | null;
-  source_timestamp: Date;
+  /** Timestamps as RFC 3339 text with exactly six decimals (microseconds): '2026-01-15T10:20:00.123456Z'. */
+  created_at: string | null;
+  source_timestamp: string;
   transaction_id: string | null;
   transaction_status: string | null;
   transaction_amount: string | null;
@@ -45,7 +46,7 @@ export interface ExpectedRow {
   agent_name: string | null;
   agent_region: string | null;
   reconciliation_status: ReconciliationStatus;
-  version_ts: Date;
+  version_ts: string;
 }
 
 /** The (quoted) source tables; by default the demo's, in DuckDB's `main` schema. */
@@ -99,7 +100,7 @@ function scaledText(unscaled: bigint, scale: number): string {
   return unscaled < 0n ? `-${text}` : text;
 }
 
-/** A timestamp as epoch microseconds (exact, for ordering "the latest row"). */
+/** A timestamp as epoch microseconds (exact, for ordering "the latest row"); text may carry up to six decimals. */
 export function epochMicros(value: DuckDBValue | Date | undefined): bigint | null {
   if (value === null || value === undefined) return null;
   if (value instanceof DuckDBTimestampTZValue || value instanceof DuckDBTimestampValue) return value.micros;
@@ -108,29 +109,33 @@ export function epochMicros(value: DuckDBValue | Date | undefined): bigint | nul
   if (value instanceof DuckDBTimestampNanosecondsValue) return value.nanos / 1000n;
   if (value instanceof Date) return BigInt(value.getTime()) * 1000n;
   if (typeof value === 'string') {
-    const ms = Date.parse(value);
-    if (Number.isNaN(ms)) throw new Error(`Not a timestamp: ${value}`);
-    return BigInt(ms) * 1000n;
+    const match = /^(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d(?::?\d\d)?)?$/.exec(value.trim());
+    const zone = !match?.[4] || match[4] === 'Z' ? 'Z' : match[4].length === 3 ? `${match[4]}:00` : match[4];
+    const seconds = match ? Date.parse(`${match[1]}T${match[2]}${zone}`) : NaN;
+    if (!match || Number.isNaN(seconds)) throw new Error(`Not a timestamp: ${value}`);
+    return BigInt(seconds) * 1000n + BigInt((match[3] ?? '').slice(0, 6).padEnd(6, '0'));
   }
   throw new Error(`Not a timestamp: ${String(value)}`);
 }
 
-/** A timestamp as epoch milliseconds (the precision the comparison works at). */
+/** A timestamp as epoch milliseconds (rounding down). */
 export function epochMillis(value: DuckDBValue | Date | undefined): number | null {
   const micros = epochMicros(value);
-  return micros === null ? null : millisOf(micros);
+  return micros === null ? null : Number((micros - (((micros % 1000n) + 1000n) % 1000n)) / 1000n);
 }
 
-/** Whole milliseconds, rounding down (also before 1970). */
-const millisOf = (micros: bigint): number => Number((micros - (((micros % 1000n) + 1000n) % 1000n)) / 1000n);
+/** Epoch microseconds as RFC 3339 text with six decimals: the one form timestamps are compared in. */
+export function microsText(micros: bigint | null): string | null {
+  if (micros === null) return null;
+  const fraction = ((micros % 1_000_000n) + 1_000_000n) % 1_000_000n;
+  const seconds = (micros - fraction) / 1_000_000n;
+  return `${new Date(Number(seconds) * 1000).toISOString().slice(0, 19)}.${String(fraction).padStart(6, '0')}Z`;
+}
 
 function text(value: DuckDBValue | undefined): string | null {
   return value === null || value === undefined ? null : String(value);
 }
 
-function toDate(micros: bigint | null): Date | null {
-  return micros === null ? null : new Date(millisOf(micros));
-}
 
 // ---------------------------------------------------------------------------------------------
 // Reading the sources
@@ -241,8 +246,8 @@ export async function expectedConsolidation(
       amount,
       currency: text(u.currency),
       ussd_status: text(u.status),
-      created_at: toDate(epochMicros(u.created_at)),
-      source_timestamp: toDate(sourceMicros) as Date,
+      created_at: microsText(epochMicros(u.created_at)),
+      source_timestamp: microsText(sourceMicros) as string,
       transaction_id: t === null ? null : text(t.transaction_id),
       transaction_status: t === null ? null : text(t.status),
       transaction_amount: transactionAmount,
@@ -256,7 +261,7 @@ export async function expectedConsolidation(
         { status: text(u.status), amount },
         t === null ? null : { status: text(t.status), amount: transactionAmount },
       ),
-      version_ts: toDate(transactionMicros !== null && transactionMicros > sourceMicros ? transactionMicros : sourceMicros) as Date,
+      version_ts: microsText(transactionMicros !== null && transactionMicros > sourceMicros ? transactionMicros : sourceMicros) as string,
     });
   }
   return expected;
@@ -285,7 +290,7 @@ export async function expectedRejects(connection: DuckDBConnection, from: Date, 
 // ---------------------------------------------------------------------------------------------
 // Comparison
 
-/** One column of one operation that differs (values as compared; timestamps shown in ISO 8601). */
+/** One column of one operation that differs (values as compared; timestamps in RFC 3339 with microseconds). */
 export interface ColumnDifference {
   operation_id: string;
   column: string;
@@ -309,18 +314,16 @@ export interface Comparison {
 const COMPARED = loadSchema('consolidated_table').filter((f) => f.name !== 'batch_id' && f.name !== 'consolidated_at');
 
 function normalized(type: string, value: DuckDBValue | Date | undefined): string | number | null {
-  if (type === 'TIMESTAMP') return epochMillis(value);
+  if (type === 'TIMESTAMP') return microsText(epochMicros(value));
   if (type === 'NUMERIC') return decimalText(value);
   return text(value as DuckDBValue);
 }
 
-const shown = (type: string, value: string | number | null): string | number | null =>
-  type === 'TIMESTAMP' && typeof value === 'number' ? new Date(value).toISOString() : value;
 
 /**
  * Compares a consolidated table (quoted, e.g. '"consolidated_dataset"."consolidated_table"')
- * with the expected rows, every column but batch_id and consolidated_at: timestamps at
- * millisecond precision, decimals exactly whatever their scale.
+ * with the expected rows, every column but batch_id and consolidated_at: timestamps to the
+ * microsecond, decimals exactly whatever their scale.
  */
 export async function compareConsolidated(connection: DuckDBConnection, table: string, expected: Map<string, ExpectedRow>): Promise<Comparison> {
   const comparison: Comparison = { missing: [], unexpected: [], duplicated: [], different: [], checked: 0 };
@@ -343,7 +346,7 @@ export async function compareConsolidated(connection: DuckDBConnection, table: s
       const expectedValue = normalized(type, want[name as keyof ExpectedRow]);
       const actualValue = normalized(type, row[name]);
       if (expectedValue !== actualValue) {
-        comparison.different.push({ operation_id: id, column: name, expected: shown(type, expectedValue), actual: shown(type, actualValue) });
+        comparison.different.push({ operation_id: id, column: name, expected: expectedValue, actual: actualValue });
       }
     }
   });

@@ -45,7 +45,6 @@ const EXPECTED_ROLES: Record<string, string[]> = {
   dataflow_worker: [
     'custom:dataflow_worker on project',
     'roles/viewer on project',
-    'roles/storage.objectAdmin on project if bucket:local.default_staging_bucket',
     'roles/bigquery.user on project',
     'roles/bigquery.dataViewer on table:var.ussd_table',
     'roles/bigquery.dataViewer on table:var.transactions_table',
@@ -140,9 +139,10 @@ describe('terraform/: identities and least privilege', () => {
     }
   });
 
-  it('names in project-level conditions exactly the buckets Google creates for Cloud Functions sources and Dataflow staging', () => {
+  it('names in project-level conditions exactly the bucket Google creates for Cloud Functions sources, and stages Dataflow launches in the chain\'s own bucket', () => {
     assert.equal(config.locals.get('function_sources_bucket'), 'gcf-v2-sources-${data.google_project.this.number}-${var.region}');
-    assert.equal(config.locals.get('default_staging_bucket'), 'dataflow-staging-${var.region}-${data.google_project.this.number}');
+    assert.equal(config.locals.get('default_staging_bucket'), undefined);
+    assert.equal((config.locals.get('function_environment') as Record<string, string>).DATAFLOW_STAGING_LOCATION, 'gs://${google_storage_bucket.dataflow.name}/staging');
   });
 
   describe('the Dataflow workers cannot read the chain\'s buckets', () => {
@@ -165,7 +165,7 @@ describe('terraform/: identities and least privilege', () => {
 
     it('hold roles/viewer because the Flex Template guide requires it, with the guide cited', () => {
       assert.match(commentAbove(config, 'google_project_iam_member.dataflow_worker_views_project'), /https:\/\/cloud\.google\.com\/dataflow\/docs\/guides\/templates\/run-flex-templates/);
-      assert.match(commentAbove(config, 'google_project_iam_member.dataflow_worker_uses_default_staging'), /staging/);
+      assert.match(commentAbove(config, 'google_project_iam_member.dataflow_worker_views_project'), /DATAFLOW_STAGING_LOCATION/);
     });
   });
 

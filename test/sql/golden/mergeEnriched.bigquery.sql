@@ -1,9 +1,9 @@
 MERGE INTO `my-project.consolidated_dataset.consolidated_table` AS T
 USING (
-  SELECT operation_id, msisdn, service_code, operation_type, amount, currency, ussd_status, created_at, source_timestamp, transaction_id, transaction_status, transaction_amount, fees, commission, service_name, service_category, agent_name, agent_region, reconciliation_status, version_ts
+  SELECT operation_id, msisdn, service_code, operation_type, amount, currency, ussd_status, TIMESTAMP_MICROS(created_at_us) AS created_at, TIMESTAMP_MICROS(source_timestamp_us) AS source_timestamp, transaction_id, transaction_status, transaction_amount, fees, commission, service_name, service_category, agent_name, agent_region, reconciliation_status, TIMESTAMP_MICROS(version_ts_us) AS version_ts
   FROM `my-project.consolidation_staging.enriched_20260115t102000z_1a2b3c`
   WHERE operation_id IS NOT NULL
-  QUALIFY ROW_NUMBER() OVER (PARTITION BY operation_id ORDER BY version_ts DESC) = 1
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY operation_id ORDER BY version_ts_us DESC) = 1
 ) AS S
 ON T.operation_id = S.operation_id AND CAST(T.created_at AS DATE) IN UNNEST(@days)
 WHEN MATCHED AND (

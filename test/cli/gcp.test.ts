@@ -15,7 +15,7 @@ import { makeFakes, seedBatch, TEST_BATCH_ID } from '../support/fakes';
  */
 
 const URL = 'https://ussd-publish-ops-abc123-ew.a.run.app';
-const GCP = { CONSOLIDATION_BACKEND: 'gcp', GCP_PROJECT: 'my-project', STATE_BUCKET: 'my-state', PUBLISH_OPS_URL: URL };
+const GCP = { CONSOLIDATION_BACKEND: 'gcp', GCP_PROJECT: 'my-project', STATE_BUCKET: 'my-state', INITIAL_WATERMARK: '2026-01-01T00:00:00Z', PUBLISH_OPS_URL: URL };
 
 function tokens(adc: 'works' | 'user-account', gcloud: 'works' | 'missing' = 'works'): IdentityTokens & { fetchIdToken: sinon.SinonStub; gcloudToken: sinon.SinonStub; getIdTokenClient: sinon.SinonStub } {
   const fetchIdToken = sinon.stub().resolves('adc-token');

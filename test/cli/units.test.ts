@@ -62,7 +62,7 @@ describe('the CLI\'s small parts', () => {
 
   it('settings: flags over the environment over the profile over the defaults', () => {
     const file = join(dir, 'config.yaml');
-    writeFileSync(file, 'default: prod\nprofiles:\n  prod:\n    CONSOLIDATION_BACKEND: gcp\n    GCP_PROJECT: from-profile\n    STATE_BUCKET: profile-bucket\n    REGION: us-central1\n    MAX_AHEAD: 2h\n');
+    writeFileSync(file, 'default: prod\nprofiles:\n  prod:\n    CONSOLIDATION_BACKEND: gcp\n    GCP_PROJECT: from-profile\n    STATE_BUCKET: profile-bucket\n    INITIAL_WATERMARK: beginning\n    REGION: us-central1\n    MAX_AHEAD: 2h\n');
     const fromProfile = resolveSettings({ config: file }, {});
     assert.deepEqual([fromProfile.config.backend, fromProfile.config.project, fromProfile.config.stateBucket, fromProfile.config.region, fromProfile.tool.MAX_AHEAD], ['gcp', 'from-profile', 'profile-bucket', 'us-central1', '2h']);
     assert.deepEqual(fromProfile.profile, { file, name: 'prod' });

@@ -39,7 +39,7 @@ describe('consolidate: the command line', function () {
     assert.match(stderr, /Usage: consolidate \[options\] \[command\]/);
   });
 
-  const refusals: { name: string; args: string[]; says: RegExp }[] = [
+  const refusals: { name: string; args: string[]; env?: Record<string, string>; says: RegExp }[] = [
     { name: 'a mistyped command, with a suggestion', args: ['stauts'], says: /unknown command 'stauts'[\s\S]*Did you mean status\?/ },
     { name: 'a mistyped option, with a suggestion', args: ['status', '--limt', '3'], says: /unknown option '--limt'[\s\S]*Did you mean --limit\?/ },
     { name: 'an option of another command', args: ['status', '--inject', 'duplicate'], says: /unknown option '--inject'/ },
@@ -60,8 +60,8 @@ describe('consolidate: the command line', function () {
     { name: 'a state folder that is a file', args: ['status', '--state-dir', 'a-file'], says: /--state-dir .*a-file is a file, not a folder/ },
     { name: 'run with a state folder that is a file', args: ['run', '--once', '--state-dir', 'a-file'], says: /--state-dir .*a-file is a file, not a folder/ },
     { name: 'a warehouse file that does not exist', args: ['run', '--once', '--warehouse', 'nope.duckdb', '--state-dir', 'st2'], says: /No warehouse at .*nope\.duckdb/ },
-    { name: 'the Google Cloud backend without project or bucket', args: ['status', '--backend', 'gcp'], says: /GCP_PROJECT is required when CONSOLIDATION_BACKEND=gcp; STATE_BUCKET is required/ },
-    { name: 'run on the Google Cloud backend', args: ['run', '--backend', 'gcp', '--project', 'my-project', '--bucket', 'my-bucket'], says: /`run` works on the local stack only; on Google Cloud, Cloud Scheduler runs the chain/ },
+    { name: 'the Google Cloud backend without project or bucket', args: ['status', '--backend', 'gcp'], says: /GCP_PROJECT is required when CONSOLIDATION_BACKEND=gcp; STATE_BUCKET is required when CONSOLIDATION_BACKEND=gcp; INITIAL_WATERMARK is required/ },
+    { name: 'run on the Google Cloud backend', args: ['run', '--backend', 'gcp', '--project', 'my-project', '--bucket', 'my-bucket'], env: { INITIAL_WATERMARK: 'beginning' }, says: /`run` works on the local stack only; on Google Cloud, Cloud Scheduler runs the chain/ },
     { name: 'a profile that is not in the file', args: ['status', '--config', 'profiles.yaml', '--profile', 'staging'], says: /CONSOLIDATE_PROFILE \(staging\) is not a profile of .*profiles\.yaml; it has prod/ },
     { name: 'a profile with an unknown variable', args: ['status', '--config', 'profiles.yaml', '--profile', 'typo'], says: /STATE_BUKET in profile "typo" .* is not a configuration variable/ },
   ];
@@ -73,7 +73,7 @@ describe('consolidate: the command line', function () {
       let slot: Promise<unknown>[] = [];
       for (const c of refusals) {
         const previous = slot.length >= 4 ? slot.shift()! : Promise.resolve();
-        const answer = previous.then(() => run(c.args));
+        const answer = previous.then(() => run(c.args, c.env));
         slot.push(answer);
         answers.set(c.name, answer);
       }

@@ -335,6 +335,7 @@ async function watch(options: RunOptions, interrupt: Interrupt, cycle: (n: numbe
   for (let n = 1; !interrupt.stopping; n++) {
     const next = Date.now() + options.everyMs;
     await cycle(n);
+    if (!interrupt.stopping) options.out(`Next cycle at ${new Date(next).toISOString()}; the warehouse is free until then.`);
     await interrupt.sleepUntil(next);
   }
 }

@@ -53,7 +53,7 @@ describe('the extraction lease', () => {
   });
 
   it('a composition root that gives a wall clock (the local stack under --now) stamps the lease with it; Google Cloud probes no process', () => {
-    const f = makeFakes({ CONSOLIDATION_BACKEND: 'gcp', GCP_PROJECT: 'my-project', STATE_BUCKET: 'my-bucket' });
+    const f = makeFakes({ CONSOLIDATION_BACKEND: 'gcp', GCP_PROJECT: 'my-project', STATE_BUCKET: 'my-bucket', INITIAL_WATERMARK: 'beginning' });
     const wall = new FixedClock('2026-12-01T22:00:00.000Z');
     const options = leaseOptionsOf({ ...f.deps, leaseClock: wall });
     assert.equal(options.clock, wall);

@@ -71,7 +71,7 @@ function parseWatermark(text: string, object: string): Date {
 }
 
 /** The stored watermark, or undefined before the first run. */
-export async function readWatermark(deps: ChainDependencies): Promise<Date | undefined> {
+export async function readWatermark(deps: Pick<ChainDependencies, 'store' | 'config'>): Promise<Date | undefined> {
   const stored = await deps.store.read(deps.config.watermarkObject);
   return stored ? parseWatermark(stored.data, deps.config.watermarkObject) : undefined;
 }

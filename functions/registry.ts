@@ -5,6 +5,9 @@ import type { ChainHandlers } from './handlers';
 export const FUNCTION_NAMES = ['publishOps', 'collectIds', 'launchDataflow', 'mergeOnComplete'] as const;
 export type FunctionName = (typeof FUNCTION_NAMES)[number];
 
+/** The audit's entry point (deployed by terraform/audit.tf), beside the chain's four. */
+export const AUDIT_FUNCTION_NAME = 'auditConsolidation';
+
 /** Registers the four handlers with the Functions Framework under their entry-point names. */
 export function registerFunctions(handlers: ChainHandlers): void {
   functions.http('publishOps', handlers.publishOps);

@@ -69,6 +69,10 @@ export const VARIABLES = {
   DATAFLOW_STAGING_LOCATION: { schema: z.string().regex(/^gs:\/\//, 'must be a gs:// path'), default: '', description: 'Dataflow staging location (where the launch stages the job\'s files); empty means `gs://<STATE_BUCKET>/dataflow/staging`.' },
   DATAFLOW_SERVICE_ACCOUNT: { schema: z.string().regex(/^$|^[^@\s]+@[^@\s]+$/, 'must be a service account e-mail'), default: '', description: 'Service account of the Dataflow workers (empty: the project default).' },
   DATAFLOW_MAX_WORKERS: { schema: positiveInt(1_000), default: '4', description: 'Upper bound of Dataflow workers per job.' },
+  AUDIT_TABLE: { schema: identifier, default: 'consolidation_audit', description: 'Table (in `CONSOLIDATED_DATASET`) where each audit records the days it checked.' },
+  AUDIT_DAYS: { schema: positiveInt(366), default: '3', description: 'Creation days an audit checks when not told which: the watermark\'s day and the days before it.' },
+  AUDIT_REPAIR: { schema: z.enum(['true', 'false']), default: 'false', description: 'Whether the scheduled audit (the `audit` function) replays the differing operations it finds.' },
+  PUBLISH_OPS_URL: { schema: z.string().regex(/^https:\/\//, 'must be an https:// URL'), default: '', description: 'URL of publishOps, where the `audit` function sends its replays (required with `AUDIT_REPAIR=true` on `gcp`).' },
   LOCAL_BUS_MAX_ATTEMPTS: { schema: positiveInt(100), default: '5', description: 'Local bus: deliveries of one message before it is dead-lettered.' },
   LOCAL_BUS_CONCURRENCY: { schema: positiveInt(256), default: '8', description: 'Local bus: deliveries in flight at once.' },
   LOG_LEVEL: { schema: z.enum(['DEBUG', 'INFO', 'WARNING', 'ERROR']), default: 'INFO', description: 'Lowest severity written to the log.' },
@@ -112,6 +116,10 @@ export interface Config {
   dataflowStagingLocation: string;
   dataflowServiceAccount: string;
   dataflowMaxWorkers: number;
+  auditTable: { dataset: string; table: string };
+  auditDays: number;
+  auditRepair: boolean;
+  publishOpsUrl: string;
   localBusMaxAttempts: number;
   localBusConcurrency: number;
   logLevel: 'DEBUG' | 'INFO' | 'WARNING' | 'ERROR';
@@ -150,6 +158,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
         problem: `is required when CONSOLIDATION_BACKEND=gcp: set where the first run starts (an RFC 3339 timestamp), or \`${FROM_THE_BEGINNING}\` to consolidate the whole history, MAX_WINDOW at a time`,
       });
     }
+  }
+  if (values.CONSOLIDATION_BACKEND === 'gcp' && values.AUDIT_REPAIR === 'true' && !values.PUBLISH_OPS_URL && !problems.some((p) => p.variable === 'PUBLISH_OPS_URL')) {
+    problems.push({ variable: 'PUBLISH_OPS_URL', problem: 'is required when AUDIT_REPAIR=true and CONSOLIDATION_BACKEND=gcp (the audit replays through publishOps)' });
   }
   if (values.LEASE_OBJECT && values.LEASE_OBJECT === values.WATERMARK_OBJECT) problems.push({ variable: 'LEASE_OBJECT', problem: 'must differ from WATERMARK_OBJECT' });
   for (const name of ['LEASE_DURATION', 'STUCK_AFTER'] as const) {
@@ -196,6 +207,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     dataflowStagingLocation: v.DATAFLOW_STAGING_LOCATION || (v.STATE_BUCKET ? `gs://${v.STATE_BUCKET}/dataflow/staging` : ''),
     dataflowServiceAccount: v.DATAFLOW_SERVICE_ACCOUNT,
     dataflowMaxWorkers: v.DATAFLOW_MAX_WORKERS,
+    auditTable: { dataset: v.CONSOLIDATED_DATASET, table: v.AUDIT_TABLE },
+    auditDays: v.AUDIT_DAYS,
+    auditRepair: (v.AUDIT_REPAIR as string) === 'true',
+    publishOpsUrl: v.PUBLISH_OPS_URL,
     localBusMaxAttempts: v.LOCAL_BUS_MAX_ATTEMPTS,
     localBusConcurrency: v.LOCAL_BUS_CONCURRENCY,
     logLevel: v.LOG_LEVEL as Config['logLevel'],

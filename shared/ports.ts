@@ -177,3 +177,19 @@ export interface JobLauncher {
   /** The job's current state, or undefined when the service knows no job of that ID. */
   jobState(jobId: string): Promise<JobState | undefined>;
 }
+
+/** What a replay of listed operations came to. */
+export interface ReplayOutcome {
+  ok: boolean;
+  /** The replay's batch, when one was sealed. */
+  batchId?: string;
+  /** True when the adapter followed the batch to its MERGE (the local stack); false when it was only sealed. */
+  merged: boolean;
+  detail: string;
+}
+
+/** Replays listed operations through publishOps' replay path (`{"ids": [...]}`): the audit's repair. */
+export interface Replayer {
+  /** Replays at most REPLAY_MAX_IDS operations. */
+  replayIds(ids: string[]): Promise<ReplayOutcome>;
+}

@@ -236,5 +236,42 @@ const sql: CommandSpec = {
   },
 };
 
+const audit: CommandSpec = {
+  name: 'audit',
+  summary: 'compare consolidated_table with a from-scratch consolidation per creation day; --repair replays the differences',
+  declare(command) {
+    command.description(
+      'Compares consolidated_table with a from-scratch consolidation of the sources per creation day (default: the ' +
+        "AUDIT_DAYS days ending on the watermark's); --repair replays the operations that differ. Exit 1 when differences are left.",
+    );
+    command
+      .option('--from <day>', 'first creation day, YYYY-MM-DD')
+      .option('--to <day>', 'last creation day, YYYY-MM-DD (included)')
+      .option('--repair', 'replay the operations that differ, then audit again');
+    nowOption(command).option('--pubsub-emulator', 'local: carry the topics through the Pub/Sub emulator');
+    connectionOptions(command);
+    jsonOption(command);
+    examples(command, ['consolidate audit', 'consolidate audit --from 2026-01-15 --to 2026-01-15 --repair', 'consolidate audit --json']);
+  },
+  async run(flags, io) {
+    const options = operationOptions(flags, io);
+    localOnly(options, 'audit', 'on Google Cloud the deployed audit function runs it (see Operations in the README).');
+    const { auditCommand } = require('./audit') as typeof import('./audit');
+    const json = flags.json === true;
+    const lines: string[] = [];
+    const code = await auditCommand({ ...options, out: json ? (line) => lines.push(line) : io.out, from: flags.from as string | undefined, to: flags.to as string | undefined, repair: flags.repair === true, json });
+    if (!json) return code;
+    let report: Record<string, unknown>;
+    try {
+      report = JSON.parse(lines.join('\n')) as Record<string, unknown>;
+    } catch {
+      for (const line of lines) io.err(line);
+      return code;
+    }
+    io.out(jsonDocument('audit', code, report));
+    return code;
+  },
+};
+
 /** Every command, in the order `consolidate --help` lists them. */
-export const COMMANDS: CommandSpec[] = [run, status, reconcile, replay, prune, sql];
+export const COMMANDS: CommandSpec[] = [run, status, reconcile, replay, audit, prune, sql];

@@ -2,6 +2,7 @@ import { BatchStore, paths, type BatchState, type Manifest } from '../batch';
 import type { Config } from '../config';
 import { describeHolder, leaseStanding, readLease, type LeaseRecord, type LeaseStanding } from '../lease';
 import type { ObjectStore } from '../ports';
+import { lastAuditLine } from './audit';
 
 /** A duration as an operator reads it: 45s, 12m, 3h 5m, 2d 4h. */
 export function age(ms: number): string {
@@ -58,6 +59,8 @@ export interface StatusReport {
   clock: { now: string; simulated: boolean };
   watermark: string | null;
   lease: { standing: LeaseStanding; record?: LeaseRecord };
+  /** The last audit's summary line, or null when none has run. */
+  audit: string | null;
   batches: { total: number; open: number; shown: StatusBatch[] };
   attention: number;
 }
@@ -117,6 +120,7 @@ export async function readStatus(input: StatusInput): Promise<StatusReport> {
     clock: { now: now.toISOString(), simulated: input.simulated },
     watermark: watermark ? watermark.data.trim() : null,
     lease: { standing, record },
+    audit: (await lastAuditLine(store)) ?? null,
     batches: { total: ids.length, open: open.size, shown },
     attention: shown.filter((b) => b.attention).length,
   };
@@ -158,6 +162,7 @@ export function formatStatus(report: StatusReport): string[] {
     `State      ${report.state}`,
     `Watermark  ${report.watermark ?? 'none yet'}`,
     `Lease      ${describeLease(report.lease)}`,
+    `Audit      ${report.audit ?? 'never run (`consolidate audit`)'}`,
   ];
   if (report.clock.simulated) lines.push(`Clock      simulated: ${report.clock.now} (the last run's --now, plus the time since); ages below are in that clock`);
   const { total, open, shown } = report.batches;

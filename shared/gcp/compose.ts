@@ -2,7 +2,11 @@ import { BigQuery } from '@google-cloud/bigquery';
 import { FlexTemplatesServiceClient, JobsV1Beta3Client } from '@google-cloud/dataflow';
 import { PubSub } from '@google-cloud/pubsub';
 import { Storage } from '@google-cloud/storage';
+import { readFileSync } from 'node:fs';
+import { GoogleAuth } from 'google-auth-library';
+import type { AuditDependencies } from '../../functions/audit';
 import type { ChainDependencies } from '../../functions/dependencies';
+import { pipelineFilePath } from '../pipeline/file';
 import type { Config } from '../config';
 import { ChainError } from '../errors';
 import type { Clock, Logger } from '../ports';
@@ -10,6 +14,7 @@ import { BigQueryWarehouse } from './bigquery-warehouse';
 import { DataflowLauncher } from './dataflow-launcher';
 import { GcsObjectStore } from './gcs-object-store';
 import { PubSubPublisher } from './pubsub-publisher';
+import { PublishOpsReplayer } from './publish-ops-replayer';
 
 /** The wall clock. */
 export const systemClock: Clock = { now: () => new Date() };
@@ -45,5 +50,16 @@ export function composeGoogleCloud(config: Config, logger: Logger): ChainDepende
       maxWorkers: config.dataflowMaxWorkers,
       logger,
     }),
+  };
+}
+
+/** The audit function's dependencies: the chain's adapters, the packaged pipeline file, and publishOps for its replays. */
+export function composeAudit(chain: ChainDependencies): AuditDependencies {
+  const file = pipelineFilePath();
+  const { config, logger } = chain;
+  return {
+    ...chain,
+    pipeline: { text: readFileSync(file, 'utf8'), file },
+    replayer: config.publishOpsUrl ? new PublishOpsReplayer({ auth: new GoogleAuth(), url: config.publishOpsUrl, logger }) : undefined,
   };
 }

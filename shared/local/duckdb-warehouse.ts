@@ -26,6 +26,7 @@ import {
 import { ChainError, errorMessage } from '../errors';
 import type { DmlStats, Logger, QueryOptions, QueryParams, QueryResult, Row, SchemaField, Statement, TableRef, Warehouse } from '../ports';
 import { duckdbCreateTable, duckdbType } from '../schema';
+import { defineBigQueryFunctions } from './pipeline-runner';
 
 /**
  * The warehouse of the local stack: one DuckDB database (a file, or ':memory:') standing in for
@@ -73,6 +74,8 @@ export class DuckDbWarehouse implements Warehouse {
   async connect(): Promise<DuckDBConnection> {
     const connection = await this.instance.connect();
     await connection.run("SET TimeZone='UTC'");
+    // The pipeline's SQL (and the audit, which runs it through query()) names BigQuery functions.
+    await defineBigQueryFunctions(connection);
     this.opened.add(connection);
     return connection;
   }

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { parse as parseYaml } from 'yaml';
 import { errorMessage } from '../errors';
+import { duckdbDialect, type SqlDialect } from '../sql/dialect';
 import type { Clock, JobLauncher, JobState, LaunchRequest, LaunchedJob, Logger, TableRef } from '../ports';
 import type { DuckDbWarehouse } from './duckdb-warehouse';
 
@@ -120,15 +121,7 @@ export class LocalPipelineRunner implements JobLauncher {
 
   private async execute(request: LaunchRequest, logger: Logger): Promise<number> {
     const file = this.options.pipelineFile;
-    const text = await readFile(file, 'utf8');
-    const rendered = renderJinja(text, request.variables, file);
-    let document: unknown;
-    try {
-      document = parseYaml(rendered);
-    } catch (error) {
-      throw new Error(`${file} is not valid YAML once its variables are substituted: ${errorMessage(error)}`, { cause: error });
-    }
-    const plan = parsePipeline(document, file);
+    const plan = pipelinePlanOf(await readFile(file, 'utf8'), request.variables, file);
     if (plan.write.write === 'WRITE_TRUNCATE') {
       logger.warn(`Transform "${plan.write.name}" (WriteToBigQuery) asks for WRITE_TRUNCATE, which the Storage Write API sink ignores: it appends, as here`);
     }
@@ -180,6 +173,18 @@ export function renderJinja(text: string, variables: Record<string, string>, fil
     }
     return variables[name];
   });
+}
+
+/** The pipeline file's text with its jinja variables substituted, checked and parsed into its plan. */
+export function pipelinePlanOf(text: string, variables: Record<string, string>, file = 'the pipeline'): PipelinePlan {
+  const rendered = renderJinja(text, variables, file);
+  let document: unknown;
+  try {
+    document = parseYaml(rendered);
+  } catch (error) {
+    throw new Error(`${file} is not valid YAML once its variables are substituted: ${errorMessage(error)}`, { cause: error });
+  }
+  return parsePipeline(document, file);
 }
 
 type WriteDisposition = 'WRITE_TRUNCATE' | 'WRITE_APPEND' | 'WRITE_EMPTY';
@@ -296,25 +301,31 @@ export async function runPlan(warehouse: DuckDbWarehouse, plan: PipelinePlan): P
   return write(warehouse, plan.write, select);
 }
 
-/** Quotes an identifier for the engine that runs the composed SELECT. */
-export type QuoteIdentifier = (name: string) => string;
-
-const duckdbQuote: QuoteIdentifier = (name) => `"${name}"`;
-
 /**
  * The plan's read and transforms as one SELECT, each step a CTE over the previous one;
- * `describe` gives the columns of the steps so far (a MapToFields keeps or drops them by name).
- * `quote` quotes the step and field names (DuckDB's double quotes unless given; GoogleSQL backticks).
+ * `describe` gives the columns of the steps so far (a MapToFields keeps or drops them by name,
+ * and a field that clashes with one is an error).
  */
-export async function planSelect(plan: PipelinePlan, describe: (ctes: string[], step: ReadStep | MapStep) => Promise<string[]>, quote: QuoteIdentifier = duckdbQuote): Promise<string> {
-  const ctes = [`${quote('step_0')} AS (\n${plan.read.query}\n)`];
+export async function planSelect(plan: PipelinePlan, describe: (ctes: string[], step: ReadStep | MapStep) => Promise<string[]>, dialect: SqlDialect = duckdbDialect): Promise<string> {
+  const step = (n: number) => dialect.identifier(`step_${n}`);
+  const ctes = [`${step(0)} AS (\n${plan.read.query}\n)`];
   let columns = await describe(ctes, plan.read);
   for (const map of plan.maps) {
-    const input = quote(`step_${ctes.length - 1}`);
-    ctes.push(`${quote(`step_${ctes.length}`)} AS (\n${mapSelect(map, columns, input, quote)}\n)`);
+    ctes.push(`${step(ctes.length)} AS (\n${mapSelect(map, columns, step(ctes.length - 1), dialect)}\n)`);
     columns = await describe(ctes, map);
   }
-  return `WITH ${ctes.join(',\n')}\nSELECT * FROM ${quote(`step_${ctes.length - 1}`)}`;
+  return `WITH ${ctes.join(',\n')}\nSELECT * FROM ${step(ctes.length - 1)}`;
+}
+
+/**
+ * The same SELECT without knowing the columns (no engine to ask, or parameters still unbound):
+ * a MapToFields with `append` selects `*` minus what it drops. Used by the audit in both dialects.
+ */
+export function planSelectUnresolved(plan: PipelinePlan, dialect: SqlDialect): string {
+  const step = (n: number) => dialect.identifier(`step_${n}`);
+  const ctes = [`${step(0)} AS (\n${plan.read.query}\n)`];
+  for (const map of plan.maps) ctes.push(`${step(ctes.length)} AS (\n${mapSelect(map, undefined, step(ctes.length - 1), dialect)}\n)`);
+  return `WITH ${ctes.join(',\n')}\nSELECT * FROM ${step(ctes.length - 1)}`;
 }
 
 /**
@@ -341,14 +352,19 @@ export async function columnsOf(connection: DuckDBConnection, ctes: string[], st
   }
 }
 
-function mapSelect(map: MapStep, input: string[], from: string, quote: QuoteIdentifier): string {
+function mapSelect(map: MapStep, input: string[] | undefined, from: string, dialect: SqlDialect): string {
   const where = `Transform "${map.name}" (MapToFields)`;
+  const computed = map.fields.map(([field, expression]) => `(${expression}) AS ${dialect.identifier(field)}`);
+  if (input === undefined) {
+    const list = map.append ? [dialect.starExcept(map.drop), ...computed] : computed;
+    return `SELECT\n  ${list.join(',\n  ')}\nFROM ${from}`;
+  }
   const missing = map.drop.filter((d) => !input.includes(d));
   if (missing.length > 0) throw new Error(`${where}: cannot drop ${missing.join(', ')}: not in its input (${input.join(', ')})`);
   const kept = map.append ? input.filter((c) => !map.drop.includes(c)) : [];
   const clash = map.fields.find(([field]) => kept.includes(field));
   if (clash) throw new Error(`${where}: field ${clash[0]} already exists in its input; drop it or use append: false`);
-  const list = [...kept.map(quote), ...map.fields.map(([field, expression]) => `(${expression}) AS ${quote(field)}`)];
+  const list = [...kept.map((c) => dialect.identifier(c)), ...computed];
   return `SELECT\n  ${list.join(',\n  ')}\nFROM ${from}`;
 }
 

@@ -14,14 +14,9 @@ import { FaultInjector, muteInjectedCrashTraces, NO_FAULTS, type FaultPlan } fro
 import { DuckDbWarehouse } from './duckdb-warehouse';
 import { FolderObjectStore } from './folder-store';
 import { LocalPipelineRunner, type DataflowJob } from './pipeline-runner';
+import { pipelineFilePath } from '../pipeline/file';
 
-/** The repository's pipeline file, from the source tree or the compiled package alike. */
-export function pipelineFilePath(): string {
-  const here = __dirname;
-  return here.includes(join('dist', 'shared'))
-    ? join(here, '..', '..', '..', 'shared', 'pipeline', 'consolidation.yaml')
-    : join(here, '..', 'pipeline', 'consolidation.yaml');
-}
+export { pipelineFilePath } from '../pipeline/file';
 
 /** A clock the stack sets per cycle: fixed to a simulated instant, or following real time. */
 export class StackClock implements Clock {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { getFunction } from '@google-cloud/functions-framework/testing';
-import { FUNCTION_NAMES } from '../../functions/registry';
+import { AUDIT_FUNCTION_NAME, FUNCTION_NAMES } from '../../functions/registry';
 
 describe('the deployed entry point (functions/index.ts)', () => {
   const saved = { ...process.env };
@@ -13,6 +13,7 @@ describe('the deployed entry point (functions/index.ts)', () => {
     delete require.cache[require.resolve('../../functions/index')];
     require('../../functions/index');
     for (const name of FUNCTION_NAMES) assert.equal(typeof getFunction(name), 'function', name);
+    assert.equal(typeof getFunction(AUDIT_FUNCTION_NAME), 'function', 'the audit');
   });
 
   it('stops start-up with one message naming every bad variable', () => {

@@ -52,6 +52,10 @@ describe('loadConfig', () => {
       dataflowStagingLocation: '',
       dataflowServiceAccount: '',
       dataflowMaxWorkers: 4,
+      auditTable: { dataset: 'consolidated_dataset', table: 'consolidation_audit' },
+      auditDays: 3,
+      auditRepair: false,
+      publishOpsUrl: '',
       localBusMaxAttempts: 5,
       localBusConcurrency: 8,
       logLevel: 'INFO',
@@ -106,6 +110,10 @@ describe('loadConfig', () => {
     { name: 'DATAFLOW_STAGING_LOCATION', good: 'gs://b/staging', read: (c) => c.dataflowStagingLocation, expected: 'gs://b/staging', bad: ['/staging', 'b/staging'] },
     { name: 'DATAFLOW_SERVICE_ACCOUNT', good: 'df@my-project-1.iam.gserviceaccount.com', read: (c) => c.dataflowServiceAccount, expected: 'df@my-project-1.iam.gserviceaccount.com', bad: ['dataflow-sa', 'a@b@c', 'a b@c'] },
     { name: 'DATAFLOW_MAX_WORKERS', good: '10', read: (c) => c.dataflowMaxWorkers, expected: 10, bad: ['0', '1001'] },
+    { name: 'AUDIT_TABLE', good: 'audit_runs', read: (c) => c.auditTable, expected: { dataset: 'consolidated_dataset', table: 'audit_runs' }, bad: ['audit runs'] },
+    { name: 'AUDIT_DAYS', good: '7', read: (c) => c.auditDays, expected: 7, bad: ['0', '367', 'week'] },
+    { name: 'AUDIT_REPAIR', good: 'true', read: (c) => c.auditRepair, expected: true, bad: ['yes', '1'] },
+    { name: 'PUBLISH_OPS_URL', good: 'https://ussd-publish-ops-abc-ew.a.run.app', read: (c) => c.publishOpsUrl, expected: 'https://ussd-publish-ops-abc-ew.a.run.app', bad: ['http://insecure', 'publish-ops'] },
     { name: 'LOCAL_BUS_MAX_ATTEMPTS', good: '1', read: (c) => c.localBusMaxAttempts, expected: 1, bad: ['0', '101'] },
     { name: 'LOCAL_BUS_CONCURRENCY', good: '256', read: (c) => c.localBusConcurrency, expected: 256, bad: ['257', 'x'] },
     { name: 'LOG_LEVEL', good: 'DEBUG', read: (c) => c.logLevel, expected: 'DEBUG', bad: ['verbose', 'TRACE'] },
@@ -200,6 +208,14 @@ describe('loadConfig', () => {
       const error = configError({ ...GCP, GCP_PROJECT: 'Bad Project' });
       assert.deepEqual(error.problems.map((p) => p.variable), ['GCP_PROJECT']);
       assert.match(error.problems[0].problem, /must be a Google Cloud project ID/);
+    });
+
+    it('AUDIT_REPAIR=true needs PUBLISH_OPS_URL on gcp (the audit replays through publishOps), not locally', () => {
+      const error = configError({ ...GCP, AUDIT_REPAIR: 'true' });
+      assert.deepEqual(error.problems.map((p) => p.variable), ['PUBLISH_OPS_URL']);
+      assert.match(error.problems[0].problem, /required when AUDIT_REPAIR=true/);
+      assert.equal(loadConfig({ ...GCP, AUDIT_REPAIR: 'true', PUBLISH_OPS_URL: 'https://p.a.run.app' }).auditRepair, true);
+      assert.equal(loadConfig({ AUDIT_REPAIR: 'true' }).auditRepair, true);
     });
 
     it('the local backend needs neither', () => {

@@ -14,10 +14,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { BigQueryWarehouse } from '../../shared/gcp/bigquery-warehouse';
-import { parsePipeline, planSelect, renderJinja, type PipelinePlan } from '../../shared/local/pipeline-runner';
+import { parsePipeline, planSelect, planSelectUnresolved, renderJinja, type PipelinePlan } from '../../shared/local/pipeline-runner';
 import type { SchemaField, Statement, TableRef } from '../../shared/ports';
 import { loadSchema, type SchemaName } from '../../shared/schema';
 import { bigqueryDialect, type SqlDialect } from '../../shared/sql/dialect';
+import * as audit from '../../shared/sql/audit';
 import * as statements from '../../shared/sql/statements';
 import { analyze, type Catalog } from '../support/googlesql';
 
@@ -35,6 +36,7 @@ export const TABLES = {
   ids: { ref: { dataset: 'consolidation_staging', table: `ids_${SLUG}` }, schema: 'batch_ids' },
   params: { ref: { dataset: 'consolidation_staging', table: `params_${SLUG}` }, schema: 'batch_params' },
   enriched: { ref: { dataset: 'consolidation_staging', table: `enriched_${SLUG}` }, schema: 'pipeline output' },
+  audit: { ref: { dataset: 'consolidated_dataset', table: 'consolidation_audit' }, schema: 'consolidation_audit' },
 } as const satisfies Record<string, { ref: TableRef; schema: SchemaName | 'pipeline output' }>;
 
 export type TableKey = keyof typeof TABLES;
@@ -51,10 +53,39 @@ export interface StatementCase {
   render: (d: SqlDialect) => Statement;
   /** This variant's BigQuery text is pinned in test/sql/golden/<statement>.bigquery.sql. */
   golden?: boolean;
+  /**
+   * For the differential evaluation, when some columns are engine-specific by design (the audit's
+   * fingerprints: FARM_FINGERPRINT in BigQuery, hash() in DuckDB): the query of the comparable
+   * columns, over the statement's evaluable part.
+   */
+  comparable?: (evaluable: string) => string;
 }
 
 const merge = (force: boolean, days: string[]) => (d: SqlDialect) =>
   statements.mergeEnriched(d, { target: TABLES.consolidated.ref, enriched: TABLES.enriched.ref }, { batchId: BATCH_ID, consolidatedAt: '2026-01-15T10:31:07.000Z', days, force });
+
+/** The audit's from-scratch side: the pipeline file's SELECT over the audited days, as functions/audit.ts composes it. */
+const auditSources = { ussd: TABLES.ussd.ref, transactions: TABLES.transactions.ref, services: TABLES.services.ref, agents: TABLES.agents.ref };
+const fromScratch = (d: SqlDialect) => planSelectUnresolved(pipelinePlan(audit.fromScratchVariables(d, auditSources)), d);
+const auditDays = { from: '2026-01-14', to: '2026-01-15' };
+const AUDIT_AS_OF = window.to;
+const auditRecord = (day: string, outcome: string, sampleIds: string | null): audit.AuditRecord => ({
+  auditId: 'audit-20260115T103000Z-abc123',
+  auditedAt: '2026-01-15T10:30:00.000Z',
+  asOf: AUDIT_AS_OF,
+  day,
+  expectedRows: 12,
+  actualRows: 11,
+  expectedFingerprint: '-7',
+  actualFingerprint: null,
+  missing: 1,
+  extra: 0,
+  different: 0,
+  pending: 0,
+  replayed: 1,
+  outcome,
+  sampleIds,
+});
 
 export const CASES: StatementCase[] = [
   { statement: 'changedOperationIds', variant: 'scheduled window', golden: true, render: (d) => statements.changedOperationIds(d, source, window) },
@@ -67,10 +98,31 @@ export const CASES: StatementCase[] = [
   { statement: 'mergeEnriched', variant: 'scheduled, no day (empty array)', render: merge(false, []) },
   { statement: 'mergeEnriched', variant: 'replay (forced), no day (empty array)', render: merge(true, []) },
   { statement: 'consolidatedStatusCounts', variant: 'target', golden: true, render: (d) => statements.consolidatedStatusCounts(d, TABLES.consolidated.ref) },
+  {
+    statement: 'auditDaySummary',
+    variant: 'two days',
+    golden: true,
+    render: (d) => audit.auditDaySummary(d, TABLES.consolidated.ref, fromScratch(d), auditDays, AUDIT_AS_OF),
+    comparable: (sql) => `SELECT day, expected_rows, actual_rows, expected_fingerprint = actual_fingerprint AS same_fingerprint\nFROM (\n${sql}\n) AS audited`,
+  },
+  {
+    statement: 'auditDaySummary',
+    variant: 'one day, as of an earlier instant',
+    render: (d) => audit.auditDaySummary(d, TABLES.consolidated.ref, fromScratch(d), { from: '2026-01-15', to: '2026-01-15' }, '2026-01-15T10:00:00.000Z'),
+    comparable: (sql) => `SELECT day, expected_rows, actual_rows, expected_fingerprint = actual_fingerprint AS same_fingerprint\nFROM (\n${sql}\n) AS audited`,
+  },
+  { statement: 'auditDrillDown', variant: 'one differing day', golden: true, render: (d) => audit.auditDrillDown(d, TABLES.consolidated.ref, fromScratch(d), auditDays, AUDIT_AS_OF, ['2026-01-15']) },
+  { statement: 'auditDrillDown', variant: 'two differing days', render: (d) => audit.auditDrillDown(d, TABLES.consolidated.ref, fromScratch(d), auditDays, AUDIT_AS_OF, ['2026-01-14', '2026-01-15']) },
+  {
+    statement: 'insertAuditRecords',
+    variant: 'two days, NULLs among the values',
+    golden: true,
+    render: (d) => audit.insertAuditRecords(d, TABLES.audit.ref, [auditRecord('2026-01-14', 'clean', null), auditRecord('2026-01-15', 'repaired', 'op-01 op-02')]),
+  },
 ];
 
-/** Exported functions of shared/sql/ that build no statement (dialects and their choice, the enriched table's column of a field). */
-export const NOT_STATEMENTS = ['bigqueryDialect', 'dialectOf', 'enrichedField'];
+/** Exported functions of shared/sql/ that build no statement (dialects and their choice, the enriched table's column of a field, the audit's columns and pipeline variables). */
+export const NOT_STATEMENTS = ['bigqueryDialect', 'dialectOf', 'enrichedField', 'comparedColumns', 'fromScratchVariables'];
 
 export const bigquery = bigqueryDialect(PROJECT);
 
@@ -123,7 +175,7 @@ export async function analyzedEnrichment(): Promise<{ readQuery: string; query: 
   const query = await planSelect(
     plan,
     async (ctes) => (await analyze(`WITH ${ctes.join(',\n')}\nSELECT * FROM \`step_${ctes.length - 1}\``, {}, catalog)).map((c) => c.name),
-    (name) => `\`${name}\``,
+    bigquery,
   );
   const output = (await analyze(query, {}, catalog)).map((c): SchemaField => ({ name: c.name, type: c.type, mode: 'NULLABLE' }));
   return { readQuery: plan.read.query, query, output };

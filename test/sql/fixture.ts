@@ -141,6 +141,8 @@ function consolidated(operation_id: string, version_ts: string, batch_id: string
 }
 
 export const FIXTURE: Record<Exclude<TableKey, 'enriched'>, Row[]> = {
+  // Written by the audit, read by none of the statements.
+  audit: [],
   ussd: USSD.map(ussd),
   transactions: TRANSACTIONS.map(tx),
   services: [

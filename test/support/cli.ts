@@ -1,10 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DuckDbWarehouse } from '../../shared/local/duckdb-warehouse';
 import { duckdbCreateTable, loadSchema } from '../../shared/schema';
 
 export const ROOT = resolve(__dirname, '..', '..');
-const CLI = join(ROOT, 'shared', 'cli', 'consolidate.ts');
+export const CLI = join(ROOT, 'shared', 'cli', 'consolidate.ts');
 const TSX = require.resolve('tsx/cjs');
 
 export interface Ran {
@@ -21,10 +22,10 @@ export function startConsolidate(args: string[], options: { cwd: string; env?: R
   });
 }
 
-/** Runs `consolidate` to its end. */
-export function consolidate(args: string[], options: { cwd: string; env?: Record<string, string> }): Promise<Ran> {
+/** Runs `consolidate` to its end (from the system's temporary folder unless `cwd` is given). */
+export function consolidate(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<Ran> {
   return new Promise((done) => {
-    const child = startConsolidate(args, options);
+    const child = startConsolidate(args, { cwd: options.cwd ?? tmpdir(), env: options.env });
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (c) => (stdout += c));

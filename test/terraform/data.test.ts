@@ -211,7 +211,8 @@ describe('terraform/: buckets, BigQuery and Pub/Sub', () => {
     });
 
     it('creates no other table', () => {
-      assert.deepEqual([...resourcesOfType(config, 'google_bigquery_table').keys()].sort(), ['consolidated', 'source']);
+      // `audit`: the audit table (terraform/audit.tf, test/terraform/audit.test.ts).
+      assert.deepEqual([...resourcesOfType(config, 'google_bigquery_table').keys()].sort(), ['audit', 'consolidated', 'source']);
     });
   });
 

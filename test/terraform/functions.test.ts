@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { VARIABLES, loadConfig } from '../../shared/config';
-import { FUNCTION_NAMES } from '../../functions/registry';
+import { AUDIT_FUNCTION_NAME, FUNCTION_NAMES } from '../../functions/registry';
 import {
   REPO_ROOT,
   block,
@@ -53,8 +53,9 @@ describe('terraform/: the four functions, their configuration and their source',
   });
 
   it('deploys exactly the four entry points the package registers', () => {
-    assert.equal(functions.size, 4);
-    assert.deepEqual([...byEntryPoint.keys()].sort(), [...FUNCTION_NAMES].sort());
+    // And the audit's (terraform/audit.tf, test/terraform/audit.test.ts).
+    assert.equal(functions.size, 5);
+    assert.deepEqual([...byEntryPoint.keys()].sort(), [...FUNCTION_NAMES, AUDIT_FUNCTION_NAME].sort());
   });
 
   for (const entryPoint of FUNCTION_NAMES) {

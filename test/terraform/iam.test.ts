@@ -35,7 +35,20 @@ const EXPECTED_ROLES: Record<string, string[]> = {
     'roles/bigquery.dataEditor on table:consolidated',
     'roles/storage.objectUser on bucket:state',
   ],
-  scheduler: ['roles/run.invoker on service:publish_ops'],
+  scheduler: ['roles/run.invoker on service:publish_ops', 'roles/run.invoker on service:audit'],
+  // terraform/audit.tf: the daily audit.
+  audit: [
+    'roles/bigquery.jobUser on project',
+    'roles/bigquery.dataViewer on table:var.ussd_table',
+    'roles/bigquery.dataViewer on table:var.transactions_table',
+    'roles/bigquery.dataViewer on table:var.services_table',
+    'roles/bigquery.dataViewer on table:var.agents_table',
+    'roles/bigquery.dataViewer on table:consolidated',
+    'roles/bigquery.dataEditor on table:audit',
+    'roles/storage.objectUser on bucket:state',
+    // Only with audit_repair: the replays it POSTs.
+    'roles/run.invoker on service:publish_ops',
+  ],
   triggers: [
     'roles/run.invoker on service:collect_ids',
     'roles/run.invoker on service:launch_dataflow',
@@ -218,7 +231,7 @@ describe('terraform/: identities and least privilege', () => {
     });
 
     it('never allows unauthenticated calls of a function', () => {
-      for (const grant of grants.filter((g) => g.role === 'roles/run.invoker')) assert.match(grant.principal, /^(scheduler|triggers)$/);
+      for (const grant of grants.filter((g) => g.role === 'roles/run.invoker')) assert.match(grant.principal, /^(scheduler|triggers|audit)$/);
     });
 
     for (const [what, text] of [

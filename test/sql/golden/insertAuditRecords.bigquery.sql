@@ -1,0 +1,3 @@
+INSERT INTO `my-project.consolidated_dataset.consolidation_audit` (audit_id, audited_at, as_of, day, expected_rows, actual_rows, expected_fingerprint, actual_fingerprint, missing_rows, extra_rows, different_rows, pending_rows, replayed_operations, outcome, sample_ids)
+VALUES (@audit_id_0, @audited_at_0, @as_of_0, @day_0, @expected_rows_0, @actual_rows_0, @expected_fingerprint_0, @actual_fingerprint_0, @missing_rows_0, @extra_rows_0, @different_rows_0, @pending_rows_0, @replayed_operations_0, @outcome_0, @sample_ids_0),
+  (@audit_id_1, @audited_at_1, @as_of_1, @day_1, @expected_rows_1, @actual_rows_1, @expected_fingerprint_1, @actual_fingerprint_1, @missing_rows_1, @extra_rows_1, @different_rows_1, @pending_rows_1, @replayed_operations_1, @outcome_1, @sample_ids_1)

@@ -4,8 +4,8 @@
  *
  * 1. stage IDs: `CREATE TABLE ... AS` the chain's `changedOperationIds` query (shared/sql);
  * 2. enrich: `CREATE TABLE ... AS` the pipeline file's query and its MapToFields expressions
- *    (shared/pipeline/consolidation.yaml, read the way the local runner reads it), over a
- *    parameters table made by the chain's `createBatchParams`;
+ *    (shared/pipeline/consolidation.yaml, read the way the local runner reads it), with the
+ *    batch's read bounds as the chain's launchDataflow renders them;
  * 3. MERGE: the chain's `mergeEnriched` (the local warehouse adds only the count of its rows).
  *
  * No messages, no files, no job registry, no state machine: what is left when the chain is
@@ -19,7 +19,12 @@ import { bindParams } from '../shared/local/duckdb-warehouse';
 import { columnsOf, parsePipeline, planSelect, renderJinja } from '../shared/local/pipeline-runner';
 import { pipelineFilePath } from '../shared/local/stack';
 import { duckdbDialect } from '../shared/sql/dialect';
-import { changedOperationIds, createBatchParams, mergeEnriched } from '../shared/sql/statements';
+import { creationRange } from '../functions/merge-on-complete';
+import { readBounds } from '../shared/bounds';
+import { loadConfig } from '../shared/config';
+import { checkPipelineVariables, timestampLiteral } from '../shared/pipeline/variables';
+import type { ReadBounds } from '../shared/sql/statements';
+import { changedOperationIds, mergeEnriched } from '../shared/sql/statements';
 import { duckdbCreateTable, loadSchema } from '../shared/schema';
 
 export const SOURCES = {
@@ -32,7 +37,6 @@ export const CONSOLIDATED: TableRef = { dataset: 'consolidated_dataset', table: 
 const BARE_SCHEMA = 'bench_bare';
 const TABLES = {
   ids: { dataset: BARE_SCHEMA, table: 'ids' },
-  params: { dataset: BARE_SCHEMA, table: 'params' },
   enriched: { dataset: BARE_SCHEMA, table: 'enriched' },
 };
 
@@ -63,17 +67,19 @@ async function run(connection: DuckDBConnection, statement: Statement): Promise<
 }
 
 /** The pipeline's enrichment as one SELECT, assembled as the local runner assembles it. */
-export async function enrichmentSelect(connection: DuckDBConnection): Promise<string> {
+export async function enrichmentSelect(connection: DuckDBConnection, bounds: ReadBounds): Promise<string> {
   const file = pipelineFilePath();
   const variables = {
+    as_of: timestampLiteral(bounds.to),
+    read_after: timestampLiteral(bounds.readAfter),
     ids_table: q(TABLES.ids),
-    params_table: q(TABLES.params),
     ussd_table: q(SOURCES.ussd),
     transactions_table: q(SOURCES.transactions),
     services_table: q(SOURCES.services),
     agents_table: q(SOURCES.agents),
     output_table: `${TABLES.enriched.dataset}.${TABLES.enriched.table}`,
   };
+  checkPipelineVariables(variables);
   const plan = parsePipeline(parseYaml(renderJinja(readFileSync(file, 'utf8'), variables, file)), file);
   return planSelect(plan, (ctes, step) => columnsOf(connection, ctes, step));
 }
@@ -85,18 +91,20 @@ export async function bareConsolidate(connection: DuckDBConnection, request: Bar
   await connection.run(`CREATE SCHEMA IF NOT EXISTS ${BARE_SCHEMA}`);
   const started = performance.now();
 
-  const changed = changedOperationIds(duckdbDialect, SOURCES, request.window);
+  // The chain's default OPERATION_MAX_AGE, as the chain's cycle runs with it.
+  const bounds = readBounds(request.window, loadConfig({}));
+  const changed = changedOperationIds(duckdbDialect, SOURCES, bounds);
   await run(connection, { ...changed, sql: `CREATE OR REPLACE TABLE ${q(TABLES.ids)} AS\n${changed.sql}` });
   const staged = performance.now();
 
-  await run(connection, createBatchParams(duckdbDialect, TABLES.params, { batchId: request.batchId, windowTo: request.window.to }));
-  await run(connection, { sql: `CREATE OR REPLACE TABLE ${q(TABLES.enriched)} AS\n${await enrichmentSelect(connection)}`, params: {} });
+  await run(connection, { sql: `CREATE OR REPLACE TABLE ${q(TABLES.enriched)} AS\n${await enrichmentSelect(connection, bounds)}`, params: {} });
   const enrichedAt = performance.now();
 
-  const days = (await connection.runAndReadAll(`SELECT DISTINCT CAST(CAST(${duckdbDialect.timestampFromMicros('created_at_us')} AS DATE) AS VARCHAR) FROM ${q(TABLES.enriched)} WHERE created_at_us IS NOT NULL`))
+  const days = (await connection.runAndReadAll(`SELECT DISTINCT CAST(CAST(${duckdbDialect.timestampFromMicros('created_at_us')} AS DATE) AS VARCHAR) AS day FROM ${q(TABLES.enriched)} WHERE created_at_us IS NOT NULL ORDER BY day`))
     .getRows()
     .map(([day]) => String(day));
-  await run(connection, mergeEnriched(duckdbDialect, { target: CONSOLIDATED, enriched: TABLES.enriched }, { batchId: request.batchId, consolidatedAt: request.consolidatedAt, days, force: false }));
+  const created = creationRange(days);
+  await run(connection, mergeEnriched(duckdbDialect, { target: CONSOLIDATED, enriched: TABLES.enriched }, { batchId: request.batchId, consolidatedAt: request.consolidatedAt, created, force: false }));
   const merged = performance.now();
 
   const count = async (ref: TableRef) => Number((await connection.runAndReadAll(`SELECT count(*) FROM ${q(ref)}`)).getRows()[0][0]);

@@ -45,14 +45,27 @@ export interface Mix {
   updated: number;
   lookback: number;
   inserted: number;
+  /**
+   * History mode: the history accumulated as production accumulates it, `perDay` operations a
+   * day for history / perDay days, every table appended in time order, and the updated
+   * operations the most recent ones. Absent: the size sweep's six hours of history.
+   */
+  accumulated?: { perDay: number };
 }
 
-export function mixFor(size: number): Mix {
+export function mixFor(size: number, history?: { operations: number; perDay: number }): Mix {
   if (!Number.isInteger(size) || size < 20) throw new Error(`size must be an integer >= 20, got ${size}`);
   const lookback = Math.round(size * 0.05);
   const updated = Math.round(size * 0.45);
   const inserted = size - lookback - updated;
-  return { size, history: Math.max(size, 1_000), updated, lookback, inserted };
+  if (!history) return { size, history: Math.max(size, 1_000), updated, lookback, inserted };
+  if (history.operations < updated + lookback) throw new Error(`a history of ${history.operations} operations cannot hold the ${updated + lookback} updated and re-read ones of ${size} changes`);
+  return { size, history: history.operations, updated, lookback, inserted, accumulated: { perDay: history.perDay } };
+}
+
+/** How long the history of `mix` spans before the watermark. */
+export function historySpanMs(mix: Mix): number {
+  return mix.accumulated ? Math.ceil((mix.history / mix.accumulated.perDay) * 86_400_000) : HISTORY_SPAN_MS;
 }
 
 export interface GeneratedCounts {
@@ -70,14 +83,20 @@ export async function generateSources(connection: DuckDBConnection, mix: Mix): P
   const agents = Number((await connection.runAndReadAll('SELECT count(*) FROM main.agents')).getRows()[0][0]);
   const ms = (d: Date) => BigInt(d.getTime());
   const w = WATERMARK.getTime();
+  const span = historySpanMs(mix);
+  const ordered = mix.accumulated !== undefined;
+  // The sweep updates the first operations of its history; history mode the most recent ones.
+  const updatedFrom = ordered ? mix.history - mix.lookback - mix.updated + 1 : 1;
   await connection.run(OPERATIONS_SQL, {
     history: BigInt(mix.history),
     lookback: BigInt(mix.lookback),
-    updated: BigInt(mix.updated),
+    updated_from: BigInt(updatedFrom),
+    updated_to: BigInt(updatedFrom + mix.updated - 1),
+    ordered,
     total: BigInt(mix.history + mix.inserted),
     agents: BigInt(agents),
-    history_from: ms(new Date(w - HISTORY_SPAN_MS)),
-    history_span: BigInt(HISTORY_SPAN_MS - 20 * MINUTE),
+    history_from: ms(new Date(w - span)),
+    history_span: BigInt(span - 20 * MINUTE),
     lookback_from: ms(new Date(w - 14 * MINUTE)),
     lookback_span: BigInt(9 * MINUTE),
     new_from: ms(new Date(w + 1_000)),
@@ -86,8 +105,10 @@ export async function generateSources(connection: DuckDBConnection, mix: Mix): P
     update_span: BigInt(19 * MINUTE),
   });
   await connection.run('BEGIN TRANSACTION');
-  const ussd = await connection.run(USSD_SQL);
-  const transactions = await connection.run(TRANSACTIONS_SQL);
+  // Production appends rows as they happen: history mode inserts them in time order.
+  const inOrder = (sql: string, column: number) => (ordered ? `SELECT * FROM (${sql}) AS r ORDER BY ${column} NULLS FIRST` : sql);
+  const ussd = await connection.run(`INSERT INTO main.ussd_operations (${USSD_COLUMNS})\n${inOrder(USSD_SQL, 12)}`);
+  const transactions = await connection.run(`INSERT INTO main.transactiongu (${TRANSACTION_COLUMNS})\n${inOrder(TRANSACTIONS_SQL, 8)}`);
   await connection.run('COMMIT');
   await connection.run('DROP TABLE bench_ops');
   return { ussdRows: ussd.rowsChanged, transactionRows: transactions.rowsChanged, agents };
@@ -105,7 +126,8 @@ const ts = (expression: string) => `make_timestamptz((${expression}) * 1000)`;
 const OPERATIONS_SQL = `
 CREATE OR REPLACE TEMP TABLE bench_ops AS
 WITH p AS (
-  SELECT CAST($history AS BIGINT) AS history, CAST($lookback AS BIGINT) AS lookback, CAST($updated AS BIGINT) AS updated,
+  SELECT CAST($history AS BIGINT) AS history, CAST($lookback AS BIGINT) AS lookback,
+         CAST($updated_from AS BIGINT) AS updated_from, CAST($updated_to AS BIGINT) AS updated_to, CAST($ordered AS BOOLEAN) AS ordered,
          CAST($total AS BIGINT) AS total, CAST($agents AS BIGINT) AS agents,
          CAST($history_from AS BIGINT) AS history_from, CAST($history_span AS BIGINT) AS history_span,
          CAST($lookback_from AS BIGINT) AS lookback_from, CAST($lookback_span AS BIGINT) AS lookback_span,
@@ -122,8 +144,10 @@ drawn AS (
     'OP' || lpad(CAST(i AS VARCHAR), 10, '0') AS operation_id,
     'TX' || lpad(CAST(i AS VARCHAR), 10, '0') AS transaction_id,
     CASE WHEN i <= history - lookback THEN 'history' WHEN i <= history THEN 'lookback' ELSE 'new' END AS kind,
-    i <= updated AS is_updated,
+    i BETWEEN updated_from AND updated_to AS is_updated,
     CASE
+      -- ordered: spread evenly over the span in index order, give or take a minute
+      WHEN i <= history - lookback AND ordered THEN history_from + CAST((i - 1) * (history_span - 60000) / greatest(history - lookback, 1) AS BIGINT) + ${draw('created', 60000)}
       WHEN i <= history - lookback THEN history_from + ${draw('created', 'history_span')}
       WHEN i <= history THEN lookback_from + ${draw('created', 'lookback_span')}
       ELSE new_from + ${draw('created', 'new_span')}
@@ -194,7 +218,6 @@ FROM bench_ops`;
 
 /** Every USSD row: the INITIATED one, the final status, duplicates, rejects, updates in the window. */
 const USSD_SQL = `
-INSERT INTO main.ussd_operations (${USSD_COLUMNS})
 ${ussdSelect({ status: "'INITIATED'", at: 'created_ms' })}
 UNION ALL
 ${ussdSelect({ status: 'final_status', at: 'created_ms + final_after' })} WHERE NOT abandoned
@@ -215,7 +238,6 @@ FROM bench_ops WHERE reference = 'normal'`;
 
 /** Every transaction row: PENDING, its settlement, and the settlements or reversals of the window. */
 const TRANSACTIONS_SQL = `
-INSERT INTO main.transactiongu (${TRANSACTION_COLUMNS})
 ${transactionSelect("'PENDING'", 'amount', 'created_ms + pending_after')}
 UNION ALL
 ${transactionSelect('settled_status', 'settled_amount', 'created_ms + pending_after + settled_after')} AND settles

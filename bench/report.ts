@@ -8,6 +8,8 @@ const n = (value: number) => value.toLocaleString('en');
 const s = (ms: number) => (ms / 1000).toFixed(2);
 const mb = (value: number) => value.toFixed(value < 10 ? 2 : 0);
 const pct = (value: number) => `${(value * 100).toFixed(1)} %`;
+/** Issue 10's aim for the ratio chain / bare at the largest size, with the default settings. */
+const TIGHT_RATIO = 1.3;
 
 function machineLine(report: BenchReport): string {
   const m = report.machine;
@@ -54,6 +56,16 @@ export function renderMarkdown(report: BenchReport): string {
   if (largest) {
     const verdict = largest.ratio <= report.targetRatio ? 'within' : 'ABOVE';
     push('', `At ${n(largest.size)} the ratio is ${largest.ratio.toFixed(2)}: ${verdict} the target of ${report.targetRatio}.`);
+    if (largest.ratio > TIGHT_RATIO) {
+      const best = report.sweep?.results.reduce((a, b) => (b.ratio < a.ratio ? b : a));
+      push(
+        '',
+        `It is above ${TIGHT_RATIO}, issue 10's aim for the default settings, because of what the chain exists to do: its time beyond the bare engine's is mostly moving the IDs ` +
+          `through messages of \`CHUNK_SIZE\` IDs (see "Where the rest of the time goes"), which no bound on the reads changes (the bounds shorten the bare engine's work as much as the chain's). ` +
+          (best ? `With \`CHUNK_SIZE\` ${n(best.knobs.chunkSize)} the ratio is ${best.ratio.toFixed(2)} (settings table); ` : '') +
+          'the default stays at the design\'s 1,000 IDs a message (a 15 KB message, 20 KB base64-encoded in a push delivery).',
+      );
+    }
   }
   if (report.repeat > 1) {
     push('', `Every run (seconds), chain / bare: ${report.sizes.map((r) => `${n(r.size)}: ${r.runs.chainMs.map(s).join(', ')} / ${r.runs.bareMs.map(s).join(', ')}`).join('; ')}.`);
@@ -158,13 +170,14 @@ export function renderMarkdown(report: BenchReport): string {
   return lines.join('\n');
 }
 
-const escape = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+export const escape = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/** The frame both charts are drawn in. */
+export const CHART = { width: 720, height: 420, margin: { left: 70, right: 40, top: 56, bottom: 60 } } as const;
 
 /** Time per size, chain and bare engine: log-scale sizes, linear seconds. */
 export function renderSvg(report: BenchReport): string {
-  const width = 720;
-  const height = 420;
-  const margin = { left: 70, right: 40, top: 56, bottom: 60 };
+  const { width, height, margin } = CHART;
   const plotW = width - margin.left - margin.right;
   const plotH = height - margin.top - margin.bottom;
   const sizes = report.sizes.map((r) => r.size);

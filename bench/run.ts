@@ -17,7 +17,9 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync,
 import { cpus, loadavg, release, tmpdir, totalmem, type } from 'node:os';
 import { join, resolve } from 'node:path';
 import { loadConfig } from '../shared/config';
+import { formatDuration } from '../shared/duration';
 import type { BareRequest, BareResult, ChainRequest, ChainResult, Comparison, CompareRequest, Knobs, PrepareRequest, PrepareResult, ProbeRequest, ProbeResult } from './worker';
+import { DEFAULT_HISTORY_CHANGED, DEFAULT_HISTORY_PER_DAY, DEFAULT_HISTORY_SIZES, HISTORY_TARGET, historyProblems, measureHistory, renderHistoryMarkdown, renderHistorySvg, type HistoryOptions, type HistoryReport } from './history';
 import { renderMarkdown, renderSvg } from './report';
 
 export const DEFAULT_SIZES = [10_000, 100_000, 1_000_000];
@@ -55,6 +57,8 @@ export interface BenchOptions {
   log: (line: string) => void;
   /** The steps' own progress lines: shown as they come (default), or kept and shown only if a step fails. */
   childOutput?: 'inherit' | 'capture';
+  /** History mode (--history) instead of the size sweep. */
+  history?: HistoryOptions;
 }
 
 export interface SweepResult {
@@ -144,6 +148,30 @@ async function measureSize(size: number, options: BenchOptions, work: string, ke
   const probe = await inChild<ProbeResult>('probe', { size, file: master, stateDir: join(dir, 'probe-state'), knobs: options.knobs } satisfies ProbeRequest, dir, options.childOutput);
   log(`  probe: ${probe.idCount.toLocaleString('en')} IDs in ${probe.chunkCount} chunks in ${seconds(probe.ms)}, live heap growth ${probe.liveGrowthMB.toFixed(2)} MB`);
 
+  const { best, runs, matched } = await chainAndBare(size, dir, master, options);
+  if (!options.keep && !keepFiles) rmSync(dir, { recursive: true, force: true });
+
+  const { chain, bare } = best;
+  const total = sum(chain.messages);
+  return {
+    size,
+    mix: prepared.mix,
+    sourceRows: { ussd: prepared.ussdRows, transactions: prepared.transactionRows, consolidatedBefore: prepared.consolidatedRows },
+    prepareMs: prepared.ms,
+    chain,
+    bare,
+    ratio: chain.stagesMs.total / bare.ms.total,
+    probe,
+    messages: { total, perOperation: total / size, expectedChunks: Math.ceil(size / options.knobs.chunkSize) },
+    invocations: sum(chain.invocations),
+    matched,
+    runs,
+  };
+}
+
+/** `options.repeat` runs of the chain's cycle and of the bare engine, each on fresh copies of `master`, every pair compared; the fastest of each. */
+async function chainAndBare(size: number, dir: string, master: string, options: BenchOptions): Promise<{ best: { chain: ChainResult; bare: BareResult }; runs: SizeResult['runs']; matched: boolean }> {
+  const log = options.log;
   let best: { chain: ChainResult; bare: BareResult } | undefined;
   const runs = { chainMs: [] as number[], bareMs: [] as number[] };
   let matched = true;
@@ -177,24 +205,7 @@ async function measureSize(size: number, options: BenchOptions, work: string, ke
       if (bare.ms.total < best.bare.ms.total) best.bare = bare;
     }
   }
-  if (!options.keep && !keepFiles) rmSync(dir, { recursive: true, force: true });
-
-  const { chain, bare } = best!;
-  const total = sum(chain.messages);
-  return {
-    size,
-    mix: prepared.mix,
-    sourceRows: { ussd: prepared.ussdRows, transactions: prepared.transactionRows, consolidatedBefore: prepared.consolidatedRows },
-    prepareMs: prepared.ms,
-    chain,
-    bare,
-    ratio: chain.stagesMs.total / bare.ms.total,
-    probe,
-    messages: { total, perOperation: total / size, expectedChunks: Math.ceil(size / options.knobs.chunkSize) },
-    invocations: sum(chain.invocations),
-    matched,
-    runs,
-  };
+  return { best: best!, runs, matched };
 }
 
 const sum = (counts: Record<string, number>) => Object.values(counts).reduce((a, b) => a + b, 0);
@@ -264,21 +275,86 @@ function check(result: SizeResult): string[] {
   return problems;
 }
 
+const loadAverage = () => loadavg().map((l) => Math.round(l * 100) / 100);
+
+function machine(): BenchReport['machine'] {
+  const cpuList = cpus();
+  return {
+    cpu: cpuList[0]?.model ?? 'unknown',
+    cores: cpuList.length,
+    memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    node: process.version,
+    duckdb: (require('@duckdb/node-api/package.json') as { version: string }).version,
+    os: `${type()} ${release()}`,
+    loadAverageAtStart: loadAverage(),
+  };
+}
+
+/** results.md: the size sweep's tables and the history mode's, from whichever results the folder holds. */
+export function writeMarkdown(out: string): void {
+  const read = <T>(file: string): T | undefined => (existsSync(join(out, file)) ? (JSON.parse(readFileSync(join(out, file), 'utf8')) as T) : undefined);
+  const sweep = read<BenchReport>('results.json');
+  const history = read<HistoryReport>('history.json');
+  const parts = [sweep ? renderMarkdown(sweep) : '# Benchmark\n', history ? renderHistoryMarkdown(history) : ''];
+  writeFileSync(join(out, 'results.md'), parts.filter(Boolean).join('\n'));
+}
+
+/** History mode: one cycle of the same changes over each history size; writes history.json, history.svg and results.md. */
+export async function runHistoryBenchmark(options: BenchOptions & { history: HistoryOptions }): Promise<HistoryReport> {
+  const started = performance.now();
+  const { log, history } = options;
+  const config = loadConfig({});
+  const report: HistoryReport = {
+    date: new Date().toISOString(),
+    machine: { ...machine(), loadAverageAtEnd: [] },
+    knobs: options.knobs,
+    repeat: options.repeat,
+    operationMaxAge: formatDuration(config.operationMaxAgeMs),
+    options: history,
+    results: [],
+    growth: null,
+    target: HISTORY_TARGET,
+    wallMs: 0,
+    ok: true,
+    problems: [],
+  };
+  const work = options.work ? resolve(options.work) : mkdtempSync(join(tmpdir(), 'consolidation-bench-'));
+  mkdirSync(work, { recursive: true });
+  log(`History benchmark: ${history.changed.toLocaleString('en')} changed operations over histories of ${history.sizes.map((h) => h.toLocaleString('en')).join(', ')} (${history.perDay.toLocaleString('en')} a day); scratch ${work}`);
+  try {
+    for (const size of history.sizes) {
+      log(`history ${size.toLocaleString('en')}:`);
+      const result = await measureHistory(size, options, work, { inChild, chainAndBare });
+      report.results.push(result);
+      log(`  => chain ${seconds(result.chain.stagesMs.total)} / bare ${seconds(result.bare.ms.total)}`);
+    }
+  } finally {
+    if (!options.keep && !options.work) rmSync(work, { recursive: true, force: true });
+  }
+  if (report.results.length > 1) {
+    const [first, last] = [report.results[0], report.results[report.results.length - 1]];
+    report.growth = { chain: last.chain.stagesMs.total / first.chain.stagesMs.total, bare: last.bare.ms.total / first.bare.ms.total };
+    log(`Cycle at ${last.history.toLocaleString('en')} / cycle at ${first.history.toLocaleString('en')}: chain ${report.growth.chain.toFixed(2)}, bare ${report.growth.bare.toFixed(2)} (target: at most ${HISTORY_TARGET})`);
+  }
+  report.problems = historyProblems(report);
+  report.ok = report.problems.length === 0;
+  report.machine.loadAverageAtEnd = loadAverage();
+  report.wallMs = performance.now() - started;
+  mkdirSync(options.out, { recursive: true });
+  writeFileSync(join(options.out, 'history.json'), `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(join(options.out, 'history.svg'), renderHistorySvg(report));
+  writeMarkdown(options.out);
+  log(`Wrote ${join(options.out, 'history.json')}, history.svg and results.md; took ${seconds(report.wallMs)}`);
+  for (const problem of report.problems) log(`PROBLEM: ${problem}`);
+  return report;
+}
+
 export async function runBenchmark(options: BenchOptions): Promise<BenchReport> {
   const started = performance.now();
   const log = options.log;
-  const cpuList = cpus();
   const report: BenchReport = {
     date: new Date().toISOString(),
-    machine: {
-      cpu: cpuList[0]?.model ?? 'unknown',
-      cores: cpuList.length,
-      memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
-      node: process.version,
-      duckdb: (require('@duckdb/node-api/package.json') as { version: string }).version,
-      os: `${type()} ${release()}`,
-      loadAverageAtStart: loadavg().map((l) => Math.round(l * 100) / 100),
-    },
+    machine: machine(),
     knobs: options.knobs,
     repeat: options.repeat,
     flatBoundMB: FLAT_BOUND_MB,
@@ -321,7 +397,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
 
   mkdirSync(options.out, { recursive: true });
   writeFileSync(join(options.out, 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
-  writeFileSync(join(options.out, 'results.md'), renderMarkdown(report));
+  writeMarkdown(options.out);
   writeFileSync(join(options.out, 'scaling.svg'), renderSvg(report));
   log(`Wrote ${join(options.out, 'results.json')}, results.md and scaling.svg; benchmark took ${seconds(report.wallMs)}`);
   for (const problem of report.problems) log(`PROBLEM: ${problem}`);
@@ -330,6 +406,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
 
 const USAGE = `usage: npm run bench -- [--sizes 10000,100000,1000000] [--out DIR] [--work DIR] [--repeat N] [--no-sweep] [--keep]
                           [--chunk-size N] [--publish-concurrency N] [--bus-concurrency N]
+       npm run bench -- --history [1000000,10000000] [--changed 100000] [--per-day 25000] [--repeat N] [--out DIR] [--work DIR] [--keep]
 
   --sizes      changed operations per cycle, one measurement each (default 10000,100000,1000000)
   --out        where results.json, results.md and scaling.svg go (default: bench/)
@@ -338,10 +415,17 @@ const USAGE = `usage: npm run bench -- [--sizes 10000,100000,1000000] [--out DIR
   --no-sweep   skip the settings sweep at the largest size
   --keep       keep the scratch files
   --chunk-size, --publish-concurrency, --bus-concurrency
-               CHUNK_SIZE, PUBLISH_CONCURRENCY, LOCAL_BUS_CONCURRENCY (default: the chain's defaults)`;
+               CHUNK_SIZE, PUBLISH_CONCURRENCY, LOCAL_BUS_CONCURRENCY (default: the chain's defaults)
+
+  --history    history mode instead of the size sweep: the same changes over histories of these
+               sizes (default 1000000,10000000); one run each unless --repeat; writes history.json,
+               history.svg and the history section of results.md
+  --changed    history mode: changed operations in the cycle (default 100000)
+  --per-day    history mode: operations created a day, so a history of N spans N / per-day days (default 25000)`;
 
 export function parseArgs(argv: string[]): Omit<BenchOptions, 'log'> {
   const options: Omit<BenchOptions, 'log'> = { sizes: DEFAULT_SIZES, knobs: defaultKnobs(), out: __dirname, repeat: 3, sweep: true, keep: false };
+  let repeatGiven = false;
   const positive = (flag: string, value: string | undefined): number => {
     const n = Number(value?.replace(/_/g, ''));
     if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} takes a positive integer, got ${value ?? 'nothing'}`);
@@ -368,6 +452,7 @@ export function parseArgs(argv: string[]): Omit<BenchOptions, 'log'> {
         break;
       case '--repeat':
         options.repeat = positive(flag, value);
+        repeatGiven = true;
         i++;
         break;
       case '--chunk-size':
@@ -382,6 +467,22 @@ export function parseArgs(argv: string[]): Omit<BenchOptions, 'log'> {
         options.knobs.busConcurrency = positive(flag, value);
         i++;
         break;
+      case '--history': {
+        const sizes = value && !value.startsWith('--') ? (i++, value.split(',').map((s) => positive(flag, s.trim()))) : DEFAULT_HISTORY_SIZES;
+        options.history = { changed: options.history?.changed ?? DEFAULT_HISTORY_CHANGED, perDay: options.history?.perDay ?? DEFAULT_HISTORY_PER_DAY, sizes };
+        if (!repeatGiven) options.repeat = 1;
+        break;
+      }
+      case '--changed':
+      case '--per-day': {
+        const n = positive(flag, value);
+        options.history ??= { sizes: DEFAULT_HISTORY_SIZES, changed: DEFAULT_HISTORY_CHANGED, perDay: DEFAULT_HISTORY_PER_DAY };
+        if (flag === '--changed') options.history.changed = n;
+        else options.history.perDay = n;
+        if (!repeatGiven) options.repeat = 1;
+        i++;
+        break;
+      }
       case '--keep':
         options.keep = true;
         break;
@@ -410,7 +511,9 @@ if (require.main === module) {
     process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
     process.exit(2);
   }
-  runBenchmark({ ...options, log: (line) => process.stdout.write(`${line}\n`) })
+  const log = (line: string) => void process.stdout.write(`${line}\n`);
+  const history = options.history;
+  (history ? runHistoryBenchmark({ ...options, history, log }) : runBenchmark({ ...options, log }))
     .then((report) => process.exit(report.ok ? 0 : 1))
     .catch((error: unknown) => {
       process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);

@@ -30,6 +30,8 @@ export interface Knobs {
 export interface PrepareRequest {
   size: number;
   file: string;
+  /** History mode: this many operations already in the tables, accumulated at perDay a day. */
+  history?: { operations: number; perDay: number };
 }
 export interface PrepareResult {
   mix: Mix;
@@ -133,7 +135,7 @@ async function scalar(connection: DuckDBConnection, sql: string): Promise<number
 
 export async function prepare(request: PrepareRequest): Promise<PrepareResult> {
   const started = performance.now();
-  const mix = mixFor(request.size);
+  const mix = mixFor(request.size, request.history);
   const instance = await DuckDBInstance.create(request.file);
   const connection = await instance.connect();
   try {
@@ -141,6 +143,8 @@ export async function prepare(request: PrepareRequest): Promise<PrepareResult> {
     const counts = await generateSources(connection, mix);
     // What earlier cycles consolidated: everything up to the watermark, by the bare engine.
     await bareConsolidate(connection, { window: { from: '1970-01-01T00:00:00.000Z', to: WATERMARK.toISOString() }, batchId: HISTORY_BATCH_ID, consolidatedAt: WATERMARK.toISOString() });
+    // Production's cycles append to consolidated_table in time order; one MERGE of the whole history does not.
+    if (mix.accumulated) await rewriteInOrder(connection, `"${CONSOLIDATED.dataset}"."${CONSOLIDATED.table}"`, 'created_at');
     await connection.run('CHECKPOINT');
     const consolidatedRows = await scalar(connection, `SELECT count(*) FROM "${CONSOLIDATED.dataset}"."${CONSOLIDATED.table}"`);
     return { mix, ussdRows: counts.ussdRows, transactionRows: counts.transactionRows, consolidatedRows, ms: performance.now() - started };
@@ -148,6 +152,14 @@ export async function prepare(request: PrepareRequest): Promise<PrepareResult> {
     connection.closeSync();
     instance.closeSync();
   }
+}
+
+/** Rewrites a table with its rows sorted by `column`, as a table appended to in time order holds them. */
+async function rewriteInOrder(connection: DuckDBConnection, table: string, column: string): Promise<void> {
+  await connection.run(`CREATE TEMP TABLE sorted_rows AS SELECT * FROM ${table} ORDER BY "${column}"`);
+  await connection.run(`DELETE FROM ${table}`);
+  await connection.run(`INSERT INTO ${table} SELECT * FROM sorted_rows`);
+  await connection.run('DROP TABLE sorted_rows');
 }
 
 /**

@@ -1,4 +1,4 @@
-import { BatchStore, MAX_CHUNK_ID_BYTES, newBatchId, paths, type Manifest, type RejectedRows, type SealMessage, type Window } from '../shared/batch';
+import { BatchStore, MAX_CHUNK_ID_BYTES, newBatchId, paths, type BeyondMaxAge, type Manifest, type RejectedRows, type SealMessage, type Window } from '../shared/batch';
 import { ChainError, errorMessage } from '../shared/errors';
 import type { Logger, Statement } from '../shared/ports';
 import type { ChainDependencies } from './dependencies';
@@ -12,6 +12,9 @@ export interface ExtractRequest {
   /** The enrichment reads the sources as of this instant; batch IDs sort by it. */
   asOf: Date;
   rejected: RejectedRows;
+  /** The oldest instant (exclusive) the batch's reads go back to; the pipeline reads the same. */
+  readAfter: string;
+  beyondMaxAge?: BeyondMaxAge;
   replay?: Manifest['replay'];
 }
 
@@ -90,6 +93,8 @@ export async function extractBatch(deps: ChainDependencies, request: ExtractRequ
     createdAt: clock.now().toISOString(),
     ...(request.replay ? { replay: request.replay } : {}),
     ...(request.asOf.toISOString() !== request.window.to ? { asOf: request.asOf.toISOString() } : {}),
+    readAfter: request.readAfter,
+    ...(request.beyondMaxAge ? { beyondMaxAge: request.beyondMaxAge } : {}),
   };
   if (!(await batches.createManifest(manifest)) || !(await batches.createState(batchId, clock.now()))) {
     throw new ChainError('The batch already exists in the state bucket', { batchId });

@@ -2,13 +2,14 @@ import type { CloudEvent } from '@google-cloud/functions-framework';
 import { BatchStore, JOB_LABELS, batchMessageSchema, batchSlug, batchTables, jobNameFor, labelValue, paths } from '../shared/batch';
 import { ChainError } from '../shared/errors';
 import { readMessage } from '../shared/events';
+import { manifestBounds } from '../shared/bounds';
+import { timestampLiteral } from '../shared/pipeline/variables';
 import { loadSchema } from '../shared/schema';
-import { createBatchParams } from '../shared/sql/statements';
-import { dialectOf } from '../shared/sql/render';
 import type { ChainDependencies } from './dependencies';
 
 /**
- * launchDataflow: stages the batch's IDs as a table and launches the enrichment job for it.
+ * launchDataflow: stages the batch's IDs as a table and launches the enrichment job for it, with
+ * the batch's read bounds (as of the window's end, back to readAfter) as validated literals.
  * Every step is idempotent (deterministic load/query job IDs, deterministic job name with 409
  * adoption), so a redelivered announcement launches nothing twice.
  */
@@ -40,7 +41,9 @@ export function makeLaunchDataflow(deps: ChainDependencies): (event: CloudEvent<
     const tables = batchTables(config.stagingDataset, batchId, attempt);
     const slug = batchSlug(batchId);
     await warehouse.loadNdjson(tables.ids, chunkFiles.map((f) => deps.store.uri(f)), loadSchema('batch_ids'), { jobId: `consolidation_ids_${slug}_a${attempt}` });
-    await warehouse.query(createBatchParams(dialectOf(warehouse, config), tables.params, { batchId, windowTo: manifest.asOf ?? manifest.window.to }), { jobId: `consolidation_params_${slug}_a${attempt}` });
+    // Beam YAML's ReadFromBigQuery takes no parameters: the bounds go in as timestamp literals
+    // built by code from the manifest's RFC 3339 values, which the launchers check again.
+    const bounds = manifestBounds(manifest, config);
 
     const jobName = jobNameFor(batchId, attempt);
     const launched = await deps.launcher.launch({
@@ -49,8 +52,9 @@ export function makeLaunchDataflow(deps: ChainDependencies): (event: CloudEvent<
       attempt,
       labels: { ...JOB_LABELS, batch_id: labelValue(batchId), attempt: String(attempt) },
       variables: {
+        as_of: timestampLiteral(bounds.asOf),
+        read_after: timestampLiteral(bounds.readAfter),
         ids_table: warehouse.qualify(tables.ids),
-        params_table: warehouse.qualify(tables.params),
         ussd_table: warehouse.qualify(config.tables.ussd),
         transactions_table: warehouse.qualify(config.tables.transactions),
         services_table: warehouse.qualify(config.tables.services),

@@ -137,7 +137,7 @@ export async function mergeBatch(
     logger.warn(`The job wrote no rows (no table ${warehouse.plainName(tables.enriched)}); the batch merges nothing`, { idCount: manifest?.idCount, table: warehouse.plainName(tables.enriched) });
   }
   const profile = written ? (await warehouse.query(enrichedProfile(dialect, tables.enriched))).rows : [];
-  const days = [...new Set(profile.filter((r) => r.day !== null).map((r) => String(r.day)))];
+  const days = [...new Set(profile.filter((r) => r.day !== null).map((r) => String(r.day)))].sort();
   const statusCounts: Record<string, number> = {};
   let sourceRows = 0;
   for (const row of profile) {
@@ -150,7 +150,7 @@ export async function mergeBatch(
   const mergeJobId = mergeJobIdFor(runner, batchId, attempt);
   if (sourceRows > 0) {
     const force = manifest?.replay !== undefined;
-    const statement = mergeEnriched(dialect, { target: config.tables.consolidated, enriched: tables.enriched }, { batchId, consolidatedAt: clock.now().toISOString(), days, force });
+    const statement = mergeEnriched(dialect, { target: config.tables.consolidated, enriched: tables.enriched }, { batchId, consolidatedAt: clock.now().toISOString(), created: creationRange(days), force });
     // The same job ID on every try: a warehouse re-runs a job ID whose run failed, and a job ID
     // that succeeded is never run twice, even across redeliveries.
     for (let tryNumber = 1; ; tryNumber++) {
@@ -183,9 +183,20 @@ export async function mergeBatch(
   await deps.store.delete(paths.open(batchId));
   // Earlier attempts' tables too: a failed job may have written part of its rows.
   const enrichedTables = Array.from({ length: attempt }, (_, n) => batchTables(config.stagingDataset, batchId, n + 1).enriched);
-  for (const table of [tables.ids, tables.params, ...enrichedTables]) {
+  for (const table of [tables.ids, ...enrichedTables]) {
     await warehouse.dropTable(table).catch((error) => logger.warn('Could not drop a batch table; it expires on its own', { table: table.table, error }));
   }
+}
+
+/**
+ * The creation days of the batch's rows as one range [first day, day after the last): a plain
+ * range on the target's partitioning column, which BigQuery prunes partitions on and DuckDB row
+ * groups (a list of days compared with CAST(created_at AS DATE) prunes nothing in DuckDB).
+ */
+export function creationRange(sortedDays: string[]): { from: string; to: string } {
+  if (sortedDays.length === 0) return { from: '1970-01-01T00:00:00.000Z', to: '1970-01-01T00:00:00.000Z' };
+  const last = new Date(`${sortedDays[sortedDays.length - 1]}T00:00:00.000Z`);
+  return { from: `${sortedDays[0]}T00:00:00.000Z`, to: new Date(last.getTime() + 86_400_000).toISOString() };
 }
 
 /** Records that the batch's job ended without output; the reconciler relaunches it while attempts remain. */

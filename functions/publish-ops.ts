@@ -1,9 +1,11 @@
 import type { Request, Response } from '@google-cloud/functions-framework';
-import type { RejectedRows } from '../shared/batch';
+import type { BeyondMaxAge, RejectedRows } from '../shared/batch';
+import { readBounds } from '../shared/bounds';
 import { describeDuration, formatDuration } from '../shared/duration';
 import { BadRequestError, ChainError, ConflictError, errorMessage } from '../shared/errors';
+import { checkSourceLayout } from '../shared/layout';
 import { acquireLease, leaseOptionsOf, releaseLease } from '../shared/lease';
-import { changedOperationIds, rejectedRowCounts } from '../shared/sql/statements';
+import { beyondMaxAgeCounts, changedOperationIds, rejectedRowCounts } from '../shared/sql/statements';
 import { dialectOf } from '../shared/sql/render';
 import type { ChainDependencies } from './dependencies';
 import { extractBatch } from './extract';
@@ -20,8 +22,8 @@ export interface CatchUp {
 
 export type PublishResult =
   | { status: 'up-to-date'; watermark: string }
-  | { status: 'empty'; window: { from: string; to: string }; idCount: 0; rejected: RejectedRows; watermark: string; catchUp?: CatchUp }
-  | { status: 'sealed'; batchId: string; window: { from: string; to: string }; idCount: number; chunkCount: number; rejected: RejectedRows; watermark: string; catchUp?: CatchUp };
+  | { status: 'empty'; window: { from: string; to: string }; idCount: 0; rejected: RejectedRows; beyondMaxAge: BeyondMaxAge; watermark: string; catchUp?: CatchUp }
+  | { status: 'sealed'; batchId: string; window: { from: string; to: string }; idCount: number; chunkCount: number; rejected: RejectedRows; beyondMaxAge: BeyondMaxAge; watermark: string; catchUp?: CatchUp };
 
 export type PublishResponse = (PublishResult | ReplayResult) & { reconciled: ReconcileAction[] };
 
@@ -32,11 +34,15 @@ export type PublishResponse = (PublishResult | ReplayResult) & { reconciled: Rec
  * scheduled run, advances the watermark.
  */
 export function makePublishOps(deps: ChainDependencies): (req: Request, res: Response) => Promise<void> {
+  // Once per instance, at its first run: a source table that cannot be pruned is named in one WARNING.
+  let layoutChecked: Promise<unknown> | undefined;
   return async (req, res) => {
     if (req.method !== 'POST') {
       res.set('Allow', 'POST').status(405).json({ error: `Method ${req.method} not allowed: publishOps takes POST` });
       return;
     }
+    layoutChecked ??= checkSourceLayout(deps);
+    await layoutChecked;
     try {
       const request = parsePublishRequest(req.body, deps.config.replayMaxIds);
       if (request.kind !== 'scheduled') checkReplay(request, await readWatermark(deps));
@@ -99,23 +105,40 @@ export async function publishChangedOperations(deps: ChainDependencies): Promise
   const dialect = dialectOf(warehouse, config);
   const tables = { ussd: config.tables.ussd, transactions: config.tables.transactions };
 
-  const rejectedRow = (await warehouse.query(rejectedRowCounts(dialect, tables, { from: watermark.toISOString(), to: window.to }))).rows[0] ?? {};
+  const bounds = readBounds(window, config);
+  // Counted over (watermark, to] only, so that a row is counted once, not again in the next lookback.
+  const counted = { ...bounds, from: watermark.toISOString() };
+  const rejectedRow = (await warehouse.query(rejectedRowCounts(dialect, tables, counted))).rows[0] ?? {};
   const rejected: RejectedRows = { missingOperationId: Number(rejectedRow.missing_operation_id ?? 0), missingSourceTimestamp: Number(rejectedRow.missing_source_timestamp ?? 0) };
+  const beyondRow = (await warehouse.query(beyondMaxAgeCounts(dialect, tables, counted))).rows[0] ?? {};
+  const beyondMaxAge: BeyondMaxAge = { oldOperationRows: Number(beyondRow.old_operation_rows ?? 0), unmatchedTransactions: Number(beyondRow.unmatched_transactions ?? 0) };
 
-  deps.logger.info('Extracting changed operations', { window });
-  const batch = await extractBatch(deps, { source: { query: changedOperationIds(dialect, tables, window) }, window, asOf: to, rejected }, deps.logger);
+  deps.logger.info('Extracting changed operations', { window, readAfter: bounds.readAfter });
+  const anyBeyond = beyondMaxAge.oldOperationRows + beyondMaxAge.unmatchedTransactions > 0;
+  const batch = await extractBatch(
+    deps,
+    { source: { query: changedOperationIds(dialect, tables, bounds) }, window, asOf: to, rejected, readAfter: bounds.readAfter, ...(anyBeyond ? { beyondMaxAge } : {}) },
+    deps.logger,
+  );
   // Logged once the batch has its ID, so the warning names the batch whose manifest records them.
+  const batchField = batch.batchId ? { batchId: batch.batchId } : {};
   if (rejected.missingOperationId + rejected.missingSourceTimestamp > 0) {
-    deps.logger.warn('Source rows that cannot be consolidated (no operation_id or no source_timestamp)', { ...rejected, window, ...(batch.batchId ? { batchId: batch.batchId } : {}) });
+    deps.logger.warn('Source rows that cannot be consolidated (no operation_id or no source_timestamp)', { ...rejected, window, ...batchField });
+  }
+  if (anyBeyond) {
+    deps.logger.warn(
+      `Changes older than OPERATION_MAX_AGE (${formatDuration(config.operationMaxAgeMs)}) are not consolidated by the cycle: USSD rows of operations created at or before ${bounds.readAfter}, and transactions no younger operation refers to. The audit finds those operations; a replay of their IDs with createdAfter consolidates them.`,
+      { ...beyondMaxAge, window, readAfter: bounds.readAfter, ...batchField },
+    );
   }
   if (batch.batchId === undefined) {
     await advanceWatermark(deps, watermarkObject?.generation, to, undefined);
     deps.logger.info('No operation changed in the window; watermark advanced', { window, watermark: to.toISOString() });
-    return { status: 'empty', window, idCount: 0, rejected, watermark: to.toISOString(), ...(catchUp ? { catchUp } : {}) };
+    return { status: 'empty', window, idCount: 0, rejected, beyondMaxAge, watermark: to.toISOString(), ...(catchUp ? { catchUp } : {}) };
   }
   await advanceWatermark(deps, watermarkObject?.generation, to, batch.batchId);
   deps.logger.info('Batch sealed and watermark advanced', { batchId: batch.batchId, window, idCount: batch.idCount, chunkCount: batch.chunkCount, watermark: to.toISOString() });
-  return { status: 'sealed', batchId: batch.batchId, window, idCount: batch.idCount, chunkCount: batch.chunkCount, rejected, watermark: to.toISOString(), ...(catchUp ? { catchUp } : {}) };
+  return { status: 'sealed', batchId: batch.batchId, window, idCount: batch.idCount, chunkCount: batch.chunkCount, rejected, beyondMaxAge, watermark: to.toISOString(), ...(catchUp ? { catchUp } : {}) };
 }
 
 /** Moves the watermark only if nobody moved it since it was read (generation match). */

@@ -2,6 +2,7 @@ import { BatchStore, batchIdOfOpenMarker, paths, type BatchState, type Manifest 
 import { errorMessage } from '../shared/errors';
 import { acquireLease, leaseOptionsOf, releaseLease } from '../shared/lease';
 import type { Logger } from '../shared/ports';
+import { manifestBounds } from '../shared/bounds';
 import { changedOperationIds } from '../shared/sql/statements';
 import { dialectOf } from '../shared/sql/render';
 import type { ChainDependencies } from './dependencies';
@@ -186,9 +187,18 @@ async function supersede(deps: ChainDependencies, logger: Logger, batches: Batch
   }
   const asOf = new Date(manifest.asOf ?? manifest.window.to);
   const tables = { ussd: config.tables.ussd, transactions: config.tables.transactions };
+  const bounds = manifestBounds(manifest, config);
   const successor = await extractBatch(
     deps,
-    { source: { query: changedOperationIds(dialectOf(warehouse, config), tables, manifest.window) }, window: manifest.window, asOf, rejected: manifest.rejected, replay: manifest.replay },
+    {
+      source: { query: changedOperationIds(dialectOf(warehouse, config), tables, bounds) },
+      window: manifest.window,
+      asOf,
+      rejected: manifest.rejected,
+      readAfter: bounds.readAfter,
+      ...(manifest.beyondMaxAge ? { beyondMaxAge: manifest.beyondMaxAge } : {}),
+      replay: manifest.replay,
+    },
     logger,
   );
   await batches.transition(

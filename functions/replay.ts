@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { BadRequestError } from '../shared/errors';
 import { describeIssues } from '../shared/events';
+import { readBounds } from '../shared/bounds';
 import { changedOperationIds } from '../shared/sql/statements';
 import { dialectOf } from '../shared/sql/render';
 import type { Logger } from '../shared/ports';
@@ -8,7 +9,7 @@ import type { ChainDependencies } from './dependencies';
 import { extractBatch } from './extract';
 
 /** What publishOps was asked to do: a scheduled run (no body), or a replay. */
-export type PublishRequest = { kind: 'scheduled' } | { kind: 'replay-window'; from: Date; to: Date } | { kind: 'replay-ids'; ids: string[] };
+export type PublishRequest = { kind: 'scheduled' } | { kind: 'replay-window'; from: Date; to: Date } | { kind: 'replay-ids'; ids: string[]; createdAfter?: Date };
 
 /** True when the YYYY-MM-DD at the start of `s` is a real calendar day (Date.parse turns 02-30 into 03-02). */
 const realDay = (s: string): boolean => {
@@ -20,7 +21,13 @@ const rfc3339 = z
   .string()
   .refine((s) => /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)$/.test(s) && !Number.isNaN(Date.parse(s)) && realDay(s), 'must be an RFC 3339 timestamp such as 2026-01-15T10:00:00Z');
 const windowBody = z.object({ from: rfc3339, to: rfc3339 }).strict();
-const idsBody = z.object({ ids: z.array(z.string().min(1, 'an ID must not be empty').max(128, 'an ID is at most 128 characters')).min(1, 'must list at least one ID') }).strict();
+const idsBody = z
+  .object({
+    ids: z.array(z.string().min(1, 'an ID must not be empty').max(128, 'an ID is at most 128 characters')).min(1, 'must list at least one ID'),
+    /** The listed operations were created after this instant; default: the watermark minus OPERATION_MAX_AGE. */
+    createdAfter: rfc3339.optional(),
+  })
+  .strict();
 
 /**
  * Reads publishOps' request body: none (or `{}`) for the scheduler, `{"from", "to"}` or
@@ -42,7 +49,7 @@ export function parsePublishRequest(body: unknown, maxIds: number): PublishReque
     if (Array.isArray(ids) && ids.length > maxIds) throw new BadRequestError(`ids lists ${ids.length} IDs; one replay takes at most ${maxIds} (REPLAY_MAX_IDS): split the list`);
     const parsed = idsBody.safeParse(body);
     if (!parsed.success) throw new BadRequestError(`Bad replay body: ${describeIssues(parsed.error.issues)}`);
-    return { kind: 'replay-ids', ids: [...new Set(parsed.data.ids)] };
+    return { kind: 'replay-ids', ids: [...new Set(parsed.data.ids)], ...(parsed.data.createdAfter ? { createdAfter: new Date(parsed.data.createdAfter) } : {}) };
   }
   if ('from' in body || 'to' in body) {
     const parsed = windowBody.safeParse(body);
@@ -65,6 +72,9 @@ export function checkReplay(request: Exclude<PublishRequest, { kind: 'scheduled'
   if (request.kind === 'replay-window' && request.to > watermark) {
     throw new BadRequestError(`Bad replay body: to (${request.to.toISOString()}) is after the watermark (${watermark.toISOString()}); rows after the watermark are not consolidated yet and the scheduled runs will bring them`);
   }
+  if (request.kind === 'replay-ids' && request.createdAfter && request.createdAfter >= watermark) {
+    throw new BadRequestError(`Bad replay body: createdAfter (${request.createdAfter.toISOString()}) must be before the watermark (${watermark.toISOString()})`);
+  }
 }
 
 /**
@@ -78,19 +88,23 @@ export async function replay(deps: ChainDependencies, request: Exclude<PublishRe
   let requested: string;
   let source;
   let window;
+  let readAfter: string;
   if (request.kind === 'replay-window') {
     window = { from: request.from.toISOString(), to: request.to.toISOString() };
     requested = `window (${window.from}, ${window.to}]`;
-    source = { query: changedOperationIds(dialectOf(warehouse, config), { ussd: config.tables.ussd, transactions: config.tables.transactions }, window) };
+    const bounds = readBounds(window, config);
+    readAfter = bounds.readAfter;
+    source = { query: changedOperationIds(dialectOf(warehouse, config), { ussd: config.tables.ussd, transactions: config.tables.transactions }, bounds) };
   } else {
     window = { from: watermark.toISOString(), to: watermark.toISOString() };
     requested = `${request.ids.length} listed operation IDs`;
+    readAfter = request.createdAfter?.toISOString() ?? readBounds(window, config).readAfter;
     source = { ids: request.ids };
   }
   logger.info(`Replay of the ${requested}, as of the watermark`, { asOf: watermark.toISOString() });
   const extracted = await extractBatch(
     deps,
-    { source, window, asOf: watermark, rejected: { missingOperationId: 0, missingSourceTimestamp: 0 }, replay: { kind: request.kind === 'replay-window' ? 'window' : 'ids', requested } },
+    { source, window, asOf: watermark, rejected: { missingOperationId: 0, missingSourceTimestamp: 0 }, readAfter, replay: { kind: request.kind === 'replay-window' ? 'window' : 'ids', requested } },
     logger,
   );
   if (extracted.batchId === undefined) return { status: 'empty', replay: requested, window, asOf: watermark.toISOString(), idCount: 0 };

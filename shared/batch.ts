@@ -37,11 +37,10 @@ export function labelValue(batchId: string): string {
  * The batch's tables. The enriched table is per attempt: Beam's BigQuery sink only appends, so a
  * relaunched attempt must not write where a failed one may have left part of its rows.
  */
-export function batchTables(stagingDataset: string, batchId: string, attempt: number): { ids: TableRef; params: TableRef; enriched: TableRef } {
+export function batchTables(stagingDataset: string, batchId: string, attempt: number): { ids: TableRef; enriched: TableRef } {
   const slug = batchSlug(batchId);
   return {
     ids: { dataset: stagingDataset, table: `ids_${slug}` },
-    params: { dataset: stagingDataset, table: `params_${slug}` },
     enriched: { dataset: stagingDataset, table: `enriched_${slug}_a${attempt}` },
   };
 }
@@ -74,6 +73,10 @@ export type Window = z.infer<typeof windowSchema>;
 export const rejectedSchema = z.object({ missingOperationId: z.number().int().min(0), missingSourceTimestamp: z.number().int().min(0) });
 export type RejectedRows = z.infer<typeof rejectedSchema>;
 
+/** Changes of the window older than OPERATION_MAX_AGE, which the cycle does not consolidate (beyondMaxAgeCounts). */
+export const beyondMaxAgeSchema = z.object({ oldOperationRows: z.number().int().min(0), unmatchedTransactions: z.number().int().min(0) });
+export type BeyondMaxAge = z.infer<typeof beyondMaxAgeSchema>;
+
 export const manifestSchema = z.object({
   batchId: batchIdSchema,
   window: windowSchema,
@@ -86,6 +89,9 @@ export const manifestSchema = z.object({
   replay: z.object({ kind: z.enum(['window', 'ids']), requested: z.string().max(500) }).optional(),
   /** The instant the enrichment reads the sources as of (the window's end unless a replay says otherwise). */
   asOf: isoTimestamp.optional(),
+  /** The batch's reads go back to this instant (exclusive): the window's start minus OPERATION_MAX_AGE. Absent in older manifests. */
+  readAfter: isoTimestamp.optional(),
+  beyondMaxAge: beyondMaxAgeSchema.optional(),
 });
 export type Manifest = z.infer<typeof manifestSchema>;
 

@@ -40,7 +40,7 @@ export const VARIABLES = {
   AGENTS_TABLE: { schema: identifier, default: 'agents', description: 'Agents reference table.' },
   CONSOLIDATED_DATASET: { schema: identifier, default: 'consolidated_dataset', description: 'Dataset (DuckDB: schema) of the consolidated table.' },
   CONSOLIDATED_TABLE: { schema: identifier, default: 'consolidated_table', description: 'The consolidated table.' },
-  STAGING_DATASET: { schema: identifier, default: 'consolidation_staging', description: 'Dataset (DuckDB: schema) of the per-batch IDs, parameters and temp tables.' },
+  STAGING_DATASET: { schema: identifier, default: 'consolidation_staging', description: 'Dataset (DuckDB: schema) of the per-batch IDs and temp tables.' },
   IDS_TOPIC: { schema: topicName, default: 'ussd-operations-topic', description: 'Topic of the ID chunks and seals (publishOps -> collectIds).' },
   BATCHES_TOPIC: { schema: topicName, default: 'consolidation-batches', description: 'Topic announcing complete batches (collectIds -> launchDataflow).' },
   CHUNK_SIZE: { schema: positiveInt(100_000), default: '1000', description: 'Operation IDs per message on the IDs topic (a message also ends at 9 MB of IDs: Pub/Sub takes at most 10 MB).' },
@@ -53,6 +53,7 @@ export const VARIABLES = {
   },
   LOOKBACK: { schema: duration, default: '15m', description: 'Margin re-read before the watermark to catch late rows.' },
   SAFETY_LAG: { schema: duration, default: '2m', description: 'The window ends this long before now, so rows still being written are left for the next run.' },
+  OPERATION_MAX_AGE: { schema: duration, default: '30d', description: 'How long after its creation an operation or its transaction can still change. Every cycle reads the source rows of the last OPERATION_MAX_AGE before its window, no older; a change to an older operation is counted and reported, not consolidated (the audit finds it).' },
   MAX_WINDOW: {
     schema: duration,
     default: '',
@@ -105,6 +106,7 @@ export interface Config {
   lookbackMs: number;
   safetyLagMs: number;
   maxWindowMs: number;
+  operationMaxAgeMs: number;
   leaseObject: string;
   leaseMs: number;
   stuckAfterMs: number;
@@ -163,6 +165,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     problems.push({ variable: 'PUBLISH_OPS_URL', problem: 'is required when AUDIT_REPAIR=true and CONSOLIDATION_BACKEND=gcp (the audit replays through publishOps)' });
   }
   if (values.LEASE_OBJECT && values.LEASE_OBJECT === values.WATERMARK_OBJECT) problems.push({ variable: 'LEASE_OBJECT', problem: 'must differ from WATERMARK_OBJECT' });
+  const maxAge = typeof values.OPERATION_MAX_AGE === 'string' ? parseDuration(values.OPERATION_MAX_AGE) : undefined;
+  if (maxAge !== undefined && maxAge < 3_600_000) problems.push({ variable: 'OPERATION_MAX_AGE', problem: `(${JSON.stringify(values.OPERATION_MAX_AGE)}) must be at least 1h` });
   for (const name of ['LEASE_DURATION', 'STUCK_AFTER'] as const) {
     const ms = typeof values[name] === 'string' ? parseDuration(values[name] as string) : undefined;
     if (ms !== undefined && ms < 60_000) problems.push({ variable: name, problem: `(${JSON.stringify(values[name])}) must be at least 1m` });
@@ -196,6 +200,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     lookbackMs: parseDuration(v.LOOKBACK)!,
     safetyLagMs: parseDuration(v.SAFETY_LAG)!,
     maxWindowMs: parseDuration(v.MAX_WINDOW || (v.CONSOLIDATION_BACKEND === 'gcp' ? GCP_MAX_WINDOW : '0s'))!,
+    operationMaxAgeMs: parseDuration(v.OPERATION_MAX_AGE)!,
     leaseObject: v.LEASE_OBJECT,
     leaseMs: parseDuration(v.LEASE_DURATION)!,
     stuckAfterMs: parseDuration(v.STUCK_AFTER)!,

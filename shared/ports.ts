@@ -103,6 +103,14 @@ export interface SchemaField {
 
 export type Dialect = 'bigquery' | 'duckdb';
 
+/** How a table is laid out for pruning, as BigQuery's table metadata says. */
+export interface TableLayout {
+  /** Time-unit partitioning (DAY, HOUR, ...) on `field`; field undefined: ingestion time. Absent: none (or integer-range). */
+  partitioning?: { type: string; field?: string };
+  /** Clustering columns, in order; empty when the table is not clustered. */
+  clustering: string[];
+}
+
 /** The warehouse: BigQuery, or a DuckDB file. */
 export interface Warehouse {
   readonly dialect: Dialect;
@@ -119,6 +127,11 @@ export interface Warehouse {
   ensureTable(table: TableRef, schema: SchemaField[], options?: { partitionField?: string; clusterFields?: string[] }): Promise<void>;
   /** Drops the table if it exists. */
   dropTable(table: TableRef): Promise<void>;
+  /**
+   * The table's partitioning and clustering; null when the engine has no such layout (DuckDB,
+   * which prunes row groups by their min/max instead, so rows appended in time order prune).
+   */
+  tableLayout(table: TableRef): Promise<TableLayout | null>;
   /** Whether the table exists. */
   tableExists(table: TableRef): Promise<boolean>;
   /** The table as the enrichment pipeline's SQL names it: `project.dataset.table` or "schema"."table". */

@@ -31,6 +31,10 @@ export function formatCycle(n: number, report: CycleReport): string[] {
   }
   if (report.refused) lines.push(`  ${report.refused} concurrent call(s) of this cycle refused with 409 (the lease was held)`);
   if (report.rejected) lines.push(`  rejected rows: ${report.rejected.missingOperationId} without operation_id, ${report.rejected.missingSourceTimestamp} without source_timestamp`);
+  const beyond = report.beyondMaxAge;
+  if (beyond && beyond.oldOperationRows + beyond.unmatchedTransactions > 0) {
+    lines.push(`  older than OPERATION_MAX_AGE, not consolidated: ${beyond.oldOperationRows} USSD rows of older operations, ${beyond.unmatchedTransactions} transactions of no younger operation`);
+  }
   const s = report.stagesMs;
   if (s) lines.push(`  time: publish ${ms(s.publish)} · collect ${ms(s.collect)} · stage IDs + launch ${ms(s.launch)} · pipeline ${ms(s.pipeline)} · merge ${ms(s.merge)} · total ${ms(s.total)}`);
   if (!report.ok) lines.push(`  FAILED: ${report.error ?? report.outcome}`);

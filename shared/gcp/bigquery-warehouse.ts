@@ -1,7 +1,7 @@
 import { BigQuery, BigQueryDate, BigQueryDatetime, BigQueryTime, BigQueryTimestamp, Geography, type Job, type JobMetadata, type Query, type TableMetadata } from '@google-cloud/bigquery';
 import type { File, Storage } from '@google-cloud/storage';
 import { ChainError, errorMessage } from '../errors';
-import type { DmlStats, Logger, QueryOptions, QueryParam, QueryParams, QueryResult, Row, SchemaField, Statement, TableRef, Warehouse } from '../ports';
+import type { DmlStats, Logger, QueryOptions, QueryParam, QueryParams, QueryResult, Row, SchemaField, Statement, TableLayout, TableRef, Warehouse } from '../ports';
 
 /**
  * The warehouse on BigQuery. Every job runs in one location; a job with our own job ID runs at
@@ -206,6 +206,21 @@ export class BigQueryWarehouse implements Warehouse {
       if (codeOf(error) === 404) return;
       throw new ChainError(`Could not drop the table ${this.plainName(ref)}: ${errorMessage(error)}`, { table: this.plainName(ref) }, { cause: error });
     }
+  }
+
+  /** The table's time partitioning and clustering, from its metadata (tables.get). */
+  async tableLayout(ref: TableRef): Promise<TableLayout> {
+    let metadata: TableMetadata;
+    try {
+      [metadata] = await this.bigquery.dataset(ref.dataset).table(ref.table).getMetadata();
+    } catch (error) {
+      throw new ChainError(`Could not read the metadata of the table ${this.plainName(ref)}: ${errorMessage(error)}`, { table: this.plainName(ref) }, { cause: error });
+    }
+    const partitioning = metadata.timePartitioning;
+    return {
+      ...(partitioning ? { partitioning: { type: partitioning.type ?? 'DAY', ...(partitioning.field ? { field: partitioning.field } : {}) } } : {}),
+      clustering: [...(metadata.clustering?.fields ?? [])],
+    };
   }
 
   /** `project.dataset.table`, backticked, as BigQuery SQL names a table. */

@@ -1,5 +1,6 @@
 import { protos, type FlexTemplatesServiceClient, type JobsV1Beta3Client } from '@google-cloud/dataflow';
 import { ChainError, errorMessage } from '../errors';
+import { checkPipelineVariables } from '../pipeline/variables';
 import { jobStateName } from '../events';
 import type { JobLauncher, JobState, LaunchedJob, LaunchRequest, Logger } from '../ports';
 
@@ -47,6 +48,11 @@ export class DataflowLauncher implements JobLauncher {
   async launch(request: LaunchRequest): Promise<LaunchedJob> {
     const { jobName } = request;
     const { flexTemplates, project, region, logger } = this.options;
+    try {
+      checkPipelineVariables(request.variables);
+    } catch (error) {
+      throw new ChainError(`Not launching ${jobName}: ${errorMessage(error)}`, { jobName, batchId: request.batchId }, { cause: error });
+    }
     try {
       const [response] = await flexTemplates.launchFlexTemplate(this.launchRequest(request));
       const jobId = response.job?.id;

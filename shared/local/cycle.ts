@@ -1,4 +1,4 @@
-import { BatchStore, type BatchState, type RejectedRows } from '../batch';
+import { BatchStore, type BatchState, type BeyondMaxAge, type RejectedRows } from '../batch';
 import type { CatchUp, PublishResponse } from '../../functions/publish-ops';
 import type { ReconcileAction } from '../../functions/reconciler';
 import { DATAFLOW_EVENTS, isTerminal, type LocalStack } from './stack';
@@ -30,6 +30,7 @@ export interface CycleReport {
   idCount: number;
   chunkCount: number;
   rejected?: RejectedRows;
+  beyondMaxAge?: BeyondMaxAge;
   jobName?: string;
   jobState?: string;
   state?: BatchState;
@@ -126,6 +127,7 @@ export async function runCycle(stack: LocalStack, options: CycleOptions = {}): P
         watermark: 'watermark' in body ? body.watermark : undefined,
         window: 'window' in body ? body.window : undefined,
         rejected: 'rejected' in body ? body.rejected : undefined,
+        beyondMaxAge: 'beyondMaxAge' in body ? body.beyondMaxAge : undefined,
         idCount: 0,
         chunkCount: 0,
         deadLetters: 0,
@@ -143,6 +145,7 @@ export async function runCycle(stack: LocalStack, options: CycleOptions = {}): P
       idCount: body.idCount,
       chunkCount: body.chunkCount,
       rejected: 'rejected' in body ? body.rejected : undefined,
+      beyondMaxAge: 'beyondMaxAge' in body ? body.beyondMaxAge : undefined,
       reconciled,
       refused,
       replay,

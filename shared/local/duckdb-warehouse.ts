@@ -24,7 +24,7 @@ import {
   type DuckDBValue,
 } from '@duckdb/node-api';
 import { ChainError, errorMessage } from '../errors';
-import type { DmlStats, Logger, QueryOptions, QueryParams, QueryResult, Row, SchemaField, Statement, TableRef, Warehouse } from '../ports';
+import type { DmlStats, Logger, QueryOptions, QueryParams, QueryResult, Row, SchemaField, Statement, TableLayout, TableRef, Warehouse } from '../ports';
 import { duckdbCreateTable, duckdbType } from '../schema';
 import { defineBigQueryFunctions } from './pipeline-runner';
 
@@ -223,6 +223,11 @@ FROM read_json(CAST($files AS VARCHAR[]), format = 'newline_delimited', columns 
     } catch (error) {
       throw warehouseError(`Dropping the table ${this.plainName(table)} failed`, error, { table: this.plainName(table) });
     }
+  }
+
+  /** DuckDB has no partitioning or clustering: it prunes row groups by their min/max, which rows appended in time order make narrow. */
+  async tableLayout(_table: TableRef): Promise<TableLayout | null> {
+    return null;
   }
 
   async tableExists(table: TableRef): Promise<boolean> {

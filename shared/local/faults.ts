@@ -207,6 +207,7 @@ export class FaultInjector {
       loadNdjson: (table, uris, schema, options) => inner.loadNdjson(table, uris, schema, options),
       ensureTable: (table, schema, options) => inner.ensureTable(table, schema, options),
       dropTable: (table) => inner.dropTable(table),
+      tableLayout: (table) => inner.tableLayout(table),
       tableExists: (table) => inner.tableExists(table),
       qualify: (table) => inner.qualify(table),
       plainName: (table) => inner.plainName(table),

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { parse as parseYaml } from 'yaml';
 import { errorMessage } from '../errors';
+import { checkPipelineVariables } from '../pipeline/variables';
 import { duckdbDialect, type SqlDialect } from '../sql/dialect';
 import type { Clock, JobLauncher, JobState, LaunchRequest, LaunchedJob, Logger, TableRef } from '../ports';
 import type { DuckDbWarehouse } from './duckdb-warehouse';
@@ -57,6 +58,7 @@ export class LocalPipelineRunner implements JobLauncher {
   constructor(private readonly options: LocalPipelineRunnerOptions) {}
 
   async launch(request: LaunchRequest): Promise<LaunchedJob> {
+    checkPipelineVariables(request.variables);
     const active = this.known.find((job) => job.name === request.jobName && !TERMINAL.has(job.currentState));
     if (active) {
       this.options.logger.info('A job of that name is active; adopting it (409)', { jobName: active.name, jobId: active.id, batchId: request.batchId });

@@ -6,7 +6,7 @@ import type { SchemaField } from '../ports';
  * The table schemas, kept once as BigQuery JSON schema files beside this module (Terraform
  * reads the same files); the DuckDB DDL is generated from them.
  */
-export type SchemaName = 'ussd_operations' | 'transactiongu' | 'services' | 'agents' | 'consolidated_table' | 'batch_ids' | 'batch_params' | 'consolidation_audit';
+export type SchemaName = 'ussd_operations' | 'transactiongu' | 'services' | 'agents' | 'consolidated_table' | 'batch_ids' | 'consolidation_audit';
 
 /** Folder of the JSON schema files, in the source tree and in the compiled package alike. */
 export function schemaDir(): string {

@@ -40,21 +40,28 @@ function rangeParams(days: AuditDays, asOf: string): QueryParams {
     day_from: { type: 'TIMESTAMP', value: `${days.from}T00:00:00Z` },
     day_to: { type: 'TIMESTAMP', value: `${dayAfter(days.to)}T00:00:00Z` },
     as_of: { type: 'TIMESTAMP', value: asOf },
+    // The pipeline reads back to read_after: here, everything of the operations created in the audited days.
+    read_after: { type: 'TIMESTAMP', value: new Date(Date.parse(`${days.from}T00:00:00Z`) - 1).toISOString() },
   };
 }
 
 const inRange = (d: SqlDialect, column: string) => `${column} >= ${d.param('day_from', 'TIMESTAMP')} AND ${column} < ${d.param('day_to', 'TIMESTAMP')}`;
 
+/** The USSD table's layout column bounded too (issue 10): a row of an audited day changed after its start, up to the as-of instant. */
+const laidOut = (d: SqlDialect) => `source_timestamp > ${d.param('read_after', 'TIMESTAMP')} AND source_timestamp <= ${d.param('as_of', 'TIMESTAMP')}`;
+
 /**
  * The pipeline's jinja variables for a from-scratch consolidation of the audited days: the
- * "changed IDs" are every operation created in them, the window end is the audit's as-of
- * instant (a parameter), and the USSD rows read are those of the audited days only.
+ * "changed IDs" are every operation created in them, the sources are read as of the audit's
+ * as-of instant and back to the start of the first audited day (parameters, where the chain's
+ * launches give literals), and the USSD rows read are those of the audited days only.
  */
 export function fromScratchVariables(d: SqlDialect, t: AuditSources): Record<string, string> {
   return {
-    ids_table: `(SELECT DISTINCT operation_id FROM ${d.table(t.ussd)} WHERE ${inRange(d, 'created_at')} AND operation_id IS NOT NULL)`,
-    params_table: `(SELECT ${d.param('as_of', 'TIMESTAMP')} AS window_to)`,
-    ussd_table: `(SELECT * FROM ${d.table(t.ussd)} WHERE ${inRange(d, 'created_at')})`,
+    ids_table: `(SELECT DISTINCT operation_id FROM ${d.table(t.ussd)} WHERE ${inRange(d, 'created_at')} AND ${laidOut(d)} AND operation_id IS NOT NULL)`,
+    as_of: d.param('as_of', 'TIMESTAMP'),
+    read_after: d.param('read_after', 'TIMESTAMP'),
+    ussd_table: `(SELECT * FROM ${d.table(t.ussd)} WHERE ${inRange(d, 'created_at')} AND ${laidOut(d)})`,
     transactions_table: d.table(t.transactions),
     services_table: d.table(t.services),
     agents_table: d.table(t.agents),

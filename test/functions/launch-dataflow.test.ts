@@ -18,9 +18,9 @@ async function launch(f: Fakes, event: CloudEvent<unknown> = announcement()): Pr
 }
 
 describe('launchDataflow', () => {
-  it('loads the IDs, creates the params table, launches the job and records LAUNCHED', async () => {
+  it('loads the IDs, launches the job with the batch\'s read bounds as literals and records LAUNCHED', async () => {
     const f = makeFakes();
-    const { manifest } = await seedBatch(f.store, { status: 'COLLECTED' });
+    await seedBatch(f.store, { status: 'COLLECTED' });
     await launch(f);
 
     // 1. The IDs, loaded from the chunk files with a deterministic load job ID.
@@ -31,18 +31,10 @@ describe('launchDataflow', () => {
     assert.deepEqual(load.schema, loadSchema('batch_ids'));
     assert.equal(load.jobId, `consolidation_ids_${SLUG}_a1`);
 
-    // 2. The params table, values as parameters, deterministic job ID.
-    const params = f.warehouse.of('params');
-    assert.equal(params.length, 1);
-    assert.match(params[0].sql, new RegExp(`^CREATE OR REPLACE TABLE "consolidation_staging"\\."params_${SLUG}"`));
-    assert.deepEqual(params[0].params, {
-      batch_id: { type: 'STRING', value: TEST_BATCH_ID },
-      window_to: { type: 'TIMESTAMP', value: manifest.window.to },
-    });
-    assert.ok(!params[0].sql.includes(TEST_BATCH_ID) && !params[0].sql.includes(manifest.window.to), 'no value spliced into the SQL');
-    assert.equal(params[0].options?.jobId, `consolidation_params_${SLUG}_a1`);
+    // 2. No query: the bounds travel in the launch, as literals.
+    assert.deepEqual(f.warehouse.statements, []);
 
-    // 3. The launch.
+    // 3. The launch: as of the window's end (10:20), back to its start (09:45) minus the default OPERATION_MAX_AGE (30d).
     assert.equal(f.launcher.requests.length, 1);
     assert.deepEqual(f.launcher.requests[0], {
       jobName: jobNameFor(TEST_BATCH_ID, 1),
@@ -50,8 +42,9 @@ describe('launchDataflow', () => {
       attempt: 1,
       labels: { pipeline: 'consolidation', batch_id: '20260115t102000z-abc123', attempt: '1' },
       variables: {
+        as_of: "TIMESTAMP '2026-01-15 10:20:00.000000+00:00'",
+        read_after: "TIMESTAMP '2025-12-16 09:45:00.000000+00:00'",
         ids_table: `"consolidation_staging"."ids_${SLUG}"`,
-        params_table: `"consolidation_staging"."params_${SLUG}"`,
         ussd_table: '"main"."ussd_operations"',
         transactions_table: '"main"."transactiongu"',
         services_table: '"main"."services"',
@@ -60,7 +53,7 @@ describe('launchDataflow', () => {
       },
     });
     assert.equal(f.launcher.requests[0].jobName, 'consolidation-20260115t102000z-abc123-a1');
-    assert.deepEqual(f.journal, ['load', 'query:params', 'launch'], 'IDs and params are staged before the job starts');
+    assert.deepEqual(f.journal, ['load', 'launch'], 'the IDs are staged before the job starts');
 
     // 4. The state.
     const state = stateOf(f.store);
@@ -74,6 +67,22 @@ describe('launchDataflow', () => {
     assert.equal(info?.fields.jobId, 'job-1');
     assert.deepEqual(f.logger.at('ERROR'), []);
   });
+
+  const recorded = [
+    { name: 'a replay: as of the manifest\'s asOf, back to its readAfter', manifest: { asOf: '2026-01-15T11:00:00.000Z', readAfter: '2025-06-01T00:00:00.000Z' }, env: {}, as_of: "TIMESTAMP '2026-01-15 11:00:00.000000+00:00'", read_after: "TIMESTAMP '2025-06-01 00:00:00.000000+00:00'" },
+    { name: 'a manifest without readAfter (older batches): from OPERATION_MAX_AGE', manifest: {}, env: { OPERATION_MAX_AGE: '2d' }, as_of: "TIMESTAMP '2026-01-15 10:20:00.000000+00:00'", read_after: "TIMESTAMP '2026-01-13 09:45:00.000000+00:00'" },
+  ];
+  for (const c of recorded) {
+    it(`bounds of ${c.name}`, async () => {
+      const f = makeFakes(c.env);
+      await seedBatch(f.store, { status: 'COLLECTED' });
+      const manifest = JSON.parse((await f.store.read(paths.manifest(TEST_BATCH_ID)))!.data);
+      f.store.put(paths.manifest(TEST_BATCH_ID), JSON.stringify({ ...manifest, ...c.manifest }));
+      await launch(f);
+      assert.equal(f.launcher.requests[0].variables.as_of, c.as_of);
+      assert.equal(f.launcher.requests[0].variables.read_after, c.read_after);
+    });
+  }
 
   it('configured names flow into the tables and variables', async () => {
     const f = makeFakes({ STAGING_DATASET: 'stage', SOURCE_DATASET: 'src', USSD_TABLE: 'ops', TRANSACTIONS_TABLE: 'txn' });
@@ -104,7 +113,7 @@ describe('launchDataflow', () => {
         await launch(f, announcement(c.attempt));
         assert.equal(f.launcher.requests.length, c.launches ? 1 : 0);
         assert.equal(f.warehouse.loads.length, c.launches ? 1 : 0);
-        assert.equal(f.warehouse.statements.length, c.launches ? 1 : 0);
+        assert.equal(f.warehouse.statements.length, 0, "no query: the bounds go in the launch");
         const state = stateOf(f.store);
         assert.equal(state?.status, c.finalStatus);
         if (c.launches) {
@@ -157,9 +166,9 @@ describe('launchDataflow', () => {
       assert.equal(state?.jobId, 'job-1', 'the job of the first delivery');
       assert.equal(f.launcher.requests.length, 2);
       assert.equal(f.launcher.requests[1].jobName, f.launcher.requests[0].jobName, 'same deterministic name, so Dataflow answers 409');
-      // The load and the params query ran under the same deterministic job IDs both times.
+      // The load ran under the same deterministic job ID both times, and the job got the same bounds.
       assert.equal(new Set(f.warehouse.loads.map((l) => l.jobId)).size, 1);
-      assert.equal(f.warehouse.of('params')[1].replayed, true);
+      assert.deepEqual(f.launcher.requests[1].variables, f.launcher.requests[0].variables);
     });
   });
 

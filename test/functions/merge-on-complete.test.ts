@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { CloudEvent } from '@google-cloud/functions-framework';
-import { makeMergeOnComplete, mergeBatch, mergeJobIdFor, type MergeRunner } from '../../functions/merge-on-complete';
+import { creationRange, makeMergeOnComplete, mergeBatch, mergeJobIdFor, type MergeRunner } from '../../functions/merge-on-complete';
 import type { Warehouse } from '../../shared/ports';
 import { jobNameFor, paths, type BatchStatus } from '../../shared/batch';
 import { ChainError } from '../../shared/errors';
@@ -9,8 +9,8 @@ import { TEST_BATCH_ID, jobStatusEvent, makeFakes, seedBatch, stateOf, type Fake
 const SLUG = '20260115t102000z_abc123';
 const MERGE_JOB_ID = `consolidation_merge_${SLUG}_a1`;
 const staging = (table: string) => ({ dataset: 'consolidation_staging', table });
-/** The batch's tables after attempt n: IDs, parameters, and the enriched table of every attempt so far. */
-const batchTablesAfter = (attempt: number) => [staging(`ids_${SLUG}`), staging(`params_${SLUG}`), ...Array.from({ length: attempt }, (_, n) => staging(`enriched_${SLUG}_a${n + 1}`))];
+/** The batch's tables after attempt n: IDs and the enriched table of every attempt so far. */
+const batchTablesAfter = (attempt: number) => [staging(`ids_${SLUG}`), ...Array.from({ length: attempt }, (_, n) => staging(`enriched_${SLUG}_a${n + 1}`))];
 const BATCH_TABLES = batchTablesAfter(1);
 
 function ourJob(state: string, attempt = 1, overrides: Partial<JobPayload> = {}): JobPayload {
@@ -67,10 +67,12 @@ describe('mergeOnComplete', () => {
     assert.deepEqual(merge.params, {
       batch_id: { type: 'STRING', value: TEST_BATCH_ID },
       consolidated_at: { type: 'TIMESTAMP', value: '2026-01-15T10:41:00.000Z' },
-      days: { type: 'DATE_ARRAY', value: ['2026-01-14', '2026-01-15'] },
+      created_from: { type: 'TIMESTAMP', value: '2026-01-14T00:00:00.000Z' },
+      created_to: { type: 'TIMESTAMP', value: '2026-01-16T00:00:00.000Z' },
       force: { type: 'BOOL', value: false },
     });
     assert.ok(!merge.sql.includes(TEST_BATCH_ID) && !merge.sql.includes('2026-01-14'), 'no value spliced into the SQL');
+    assert.match(merge.sql, /T\.created_at >= CAST\(\$created_from AS TIMESTAMPTZ\) AND T\.created_at < CAST\(\$created_to AS TIMESTAMPTZ\)/, 'a plain range on the partitioning column');
 
     const state = stateOf(f.store);
     assert.equal(state?.status, 'MERGED');
@@ -461,9 +463,19 @@ describe('mergeOnComplete', () => {
       f.warehouse.failNext('drop', new Error('permission denied'));
       await deliver(f, jobStatusEvent(ourJob('JOB_STATE_DONE')));
       assert.equal(stateOf(f.store)?.status, 'MERGED');
-      assert.equal(f.warehouse.drops.length, 2);
+      assert.equal(f.warehouse.drops.length, 1, "the other of the two tables");
       assert.equal(f.logger.at('WARNING').length, 1);
       assert.match(f.logger.at('WARNING')[0].message, /expires on its own/);
     });
   });
+});
+
+describe('creationRange: the MERGE\'s target filter from the batch\'s creation days', () => {
+  const cases: [string[], { from: string; to: string }][] = [
+    [['2026-01-15'], { from: '2026-01-15T00:00:00.000Z', to: '2026-01-16T00:00:00.000Z' }],
+    [['2025-12-31', '2026-01-15'], { from: '2025-12-31T00:00:00.000Z', to: '2026-01-16T00:00:00.000Z' }],
+    [['2024-02-28', '2024-02-29'], { from: '2024-02-28T00:00:00.000Z', to: '2024-03-01T00:00:00.000Z' }],
+    [[], { from: '1970-01-01T00:00:00.000Z', to: '1970-01-01T00:00:00.000Z' }],
+  ];
+  for (const [days, range] of cases) it(`${days.join(', ') || 'no day'} -> [${range.from}, ${range.to})`, () => assert.deepEqual(creationRange(days), range));
 });

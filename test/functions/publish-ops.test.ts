@@ -120,6 +120,7 @@ describe('publishOps', () => {
         window: { from: '2026-01-15T09:45:00.000Z', to: NOW_MINUS_LAG },
         idCount: 0,
         rejected: { missingOperationId: 0, missingSourceTimestamp: 0 },
+        beyondMaxAge: { oldOperationRows: 0, unmatchedTransactions: 0 },
         watermark: NOW_MINUS_LAG,
         reconciled: [],
       });
@@ -156,6 +157,7 @@ describe('publishOps', () => {
           idCount: c.n,
           chunkCount,
           rejected: { missingOperationId: 0, missingSourceTimestamp: 0 },
+          beyondMaxAge: { oldOperationRows: 0, unmatchedTransactions: 0 },
           watermark: NOW_MINUS_LAG,
           reconciled: [],
         });
@@ -183,6 +185,7 @@ describe('publishOps', () => {
           chunkSize: c.chunkSize,
           rejected: { missingOperationId: 0, missingSourceTimestamp: 0 },
           createdAt: '2026-01-15T10:22:00.000Z',
+          readAfter: '2025-12-16T09:45:00.000Z',
         });
         const state = f.store.getJson<BatchState>(paths.state(TEST_BATCH_ID));
         assert.equal(state?.status, 'SEALED');
@@ -227,7 +230,10 @@ describe('publishOps', () => {
         assert.equal(response.statusCode, 200);
         assert.deepEqual((response.body as { window: unknown }).window, { from: c.from, to: c.to });
         const changed = f.warehouse.streams[0].statement;
-        assert.deepEqual(changed.params, { window_from: { type: 'TIMESTAMP', value: c.from }, window_to: { type: 'TIMESTAMP', value: c.to } });
+        const readAfter = new Date(Date.parse(c.from) - 30 * 86_400_000).toISOString();
+        assert.deepEqual(changed.params, { window_from: { type: 'TIMESTAMP', value: c.from }, window_to: { type: 'TIMESTAMP', value: c.to }, read_after: { type: 'TIMESTAMP', value: readAfter } });
+        const { batchId } = response.body as { batchId: string };
+        assert.equal(f.store.getJson<Manifest>(paths.manifest(batchId))?.readAfter, readAfter, 'the manifest records the bound the pipeline reads back to');
         assert.equal(f.store.get(WATERMARK), c.to, 'watermark advanced to the end of the window');
         assert.ok((f.publisher.messages.at(-1)?.data as { batchId: string }).batchId.startsWith(c.to.replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z')), 'batch ID sorts by the window end');
       });
@@ -308,6 +314,28 @@ describe('publishOps', () => {
     // The rejected rows are counted over (watermark, to], not over the lookback margin.
     const rejectedQuery = f.warehouse.of('rejected')[0];
     assert.deepEqual(rejectedQuery.params.window_from, { type: 'TIMESTAMP', value: '2026-01-15T10:00:00.000Z' });
+  });
+
+  it('changes older than OPERATION_MAX_AGE are counted over (watermark, to], recorded in the manifest and logged at WARNING', async () => {
+    const f = makeFakes({ OPERATION_MAX_AGE: '7d' });
+    f.store.put(WATERMARK, '2026-01-15T10:00:00Z');
+    f.warehouse.changedIds = ids(4);
+    f.warehouse.beyond = { old_operation_rows: 5, unmatched_transactions: 2 };
+    const response = await call(f);
+    assert.equal(response.statusCode, 200);
+    assert.deepEqual((response.body as { beyondMaxAge: unknown }).beyondMaxAge, { oldOperationRows: 5, unmatchedTransactions: 2 });
+    assert.deepEqual(f.store.getJson<Manifest>(paths.manifest(TEST_BATCH_ID))?.beyondMaxAge, { oldOperationRows: 5, unmatchedTransactions: 2 });
+    const [query] = f.warehouse.of('beyond');
+    assert.deepEqual(query.params, {
+      window_from: { type: 'TIMESTAMP', value: '2026-01-15T10:00:00.000Z' },
+      window_to: { type: 'TIMESTAMP', value: NOW_MINUS_LAG },
+      read_after: { type: 'TIMESTAMP', value: '2026-01-08T09:45:00.000Z' },
+    }, 'the cut-off of the change set (its window\'s start minus 7 days)');
+    const [warning] = f.logger.at('WARNING');
+    assert.match(warning.message, /older than OPERATION_MAX_AGE \(7d\)/);
+    assert.equal(warning.fields.batchId, TEST_BATCH_ID);
+    assert.equal(warning.fields.oldOperationRows, 5);
+    assert.equal(warning.fields.unmatchedTransactions, 2);
   });
 
   it('no rejected rows -> no WARNING', async () => {

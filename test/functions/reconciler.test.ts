@@ -185,8 +185,10 @@ const cases: Case[] = [
     open: false,
     logged: ['WARNING'],
     check: (f) => {
-      assert.deepEqual(f.warehouse.streams[0].statement.params, { window_from: { type: 'TIMESTAMP', value: WINDOW.from }, window_to: { type: 'TIMESTAMP', value: WINDOW.to } }, 'the same window');
+      const readAfter = new Date(Date.parse(WINDOW.from) - 30 * 86_400_000).toISOString();
+      assert.deepEqual(f.warehouse.streams[0].statement.params, { window_from: { type: 'TIMESTAMP', value: WINDOW.from }, window_to: { type: 'TIMESTAMP', value: WINDOW.to }, read_after: { type: 'TIMESTAMP', value: readAfter } }, 'the same window');
       const successor = f.store.getJson<Manifest>(paths.manifest(SUCCESSOR));
+      assert.equal(successor?.readAfter, readAfter, 'the same bounds');
       assert.deepEqual(successor?.window, WINDOW);
       assert.equal(successor?.asOf, undefined, 'read as of the same instant (the window end)');
       assert.equal(stateOf(f.store, SUCCESSOR)?.status, 'SEALED');

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { timestampLiteral } from '../../shared/pipeline/variables';
 import { makeLaunchDataflow } from '../../functions/launch-dataflow';
 import { makePublishOps } from '../../functions/publish-ops';
 import { parsePublishRequest, replay, type PublishRequest } from '../../functions/replay';
@@ -62,6 +63,7 @@ describe('parsePublishRequest', () => {
     { name: 'IDs as one string', body: { ids: 'op-1,op-2' }, says: /^Bad replay body: ids: Invalid input: expected array, received string$/ },
     { name: 'numeric IDs', body: { ids: ['op-1', 2] }, says: /^Bad replay body: ids\.1: Invalid input: expected string, received number$/ },
     { name: 'an empty ID', body: { ids: ['op-1', ''] }, says: /^Bad replay body: ids\.1: an ID must not be empty$/ },
+    { name: 'createdAfter that is not RFC 3339', body: { ids: ['op-1'], createdAfter: '2026-01-15' }, says: /^Bad replay body: createdAfter: must be an RFC 3339 timestamp/ },
     { name: 'an ID of 129 characters', body: { ids: ['x'.repeat(129)] }, says: /^Bad replay body: ids\.0: an ID is at most 128 characters$/ },
     { name: 'more IDs than REPLAY_MAX_IDS', body: { ids: ['a', 'b', 'c', 'd'] }, says: /^ids lists 4 IDs; one replay takes at most 3 \(REPLAY_MAX_IDS\): split the list$/ },
   ];
@@ -104,7 +106,8 @@ describe('replay', () => {
 
         // The change set of the requested window, not of the watermark's.
         assert.equal(f.warehouse.streams.length, 1);
-        assert.deepEqual(f.warehouse.streams[0].statement.params, { window_from: { type: 'TIMESTAMP', value: c.from }, window_to: { type: 'TIMESTAMP', value: c.to } });
+        const readAfter = new Date(Date.parse(c.from) - 30 * 86_400_000).toISOString();
+        assert.deepEqual(f.warehouse.streams[0].statement.params, { window_from: { type: 'TIMESTAMP', value: c.from }, window_to: { type: 'TIMESTAMP', value: c.to }, read_after: { type: 'TIMESTAMP', value: readAfter } });
 
         const manifest = f.store.getJson<Manifest>(paths.manifest(REPLAY_BATCH));
         assert.deepEqual(manifest, {
@@ -117,6 +120,7 @@ describe('replay', () => {
           createdAt: '2026-01-15T10:22:00.000Z',
           replay: { kind: 'window', requested },
           ...(c.asOfInManifest ? { asOf: W } : {}),
+          readAfter,
         });
         assert.equal(stateOf(f.store, REPLAY_BATCH)?.status, 'SEALED');
         assert.deepEqual(f.store.paths('open/'), [paths.open(REPLAY_BATCH)]);
@@ -128,14 +132,14 @@ describe('replay', () => {
       });
     }
 
-    it('the batch is enriched as of the watermark: launchDataflow writes window_to = the watermark', async () => {
+    it('the batch is enriched as of the watermark: launchDataflow launches with as_of = the watermark', async () => {
       const f = fakes();
       f.warehouse.changedIds = ['op-1'];
       await replay(f.deps, { kind: 'replay-window', from: new Date('2026-01-15T08:00:00Z'), to: new Date('2026-01-15T09:00:00Z') }, watermark(f), f.logger);
       f.store.put(paths.chunk(REPLAY_BATCH, 0), chunkFile(['op-1']));
       await makeLaunchDataflow(f.deps)(pubsubEvent({ type: 'batch', batchId: REPLAY_BATCH, attempt: 1 }, { topic: 'consolidation-batches' }));
-      const [params] = f.warehouse.of('params');
-      assert.deepEqual(params.params.window_to, { type: 'TIMESTAMP', value: W });
+      assert.equal(f.launcher.requests[0].variables.as_of, timestampLiteral(W));
+      assert.equal(f.launcher.requests[0].variables.read_after, "TIMESTAMP '2025-12-16 08:00:00.000000+00:00'", 'back to the window\'s start minus OPERATION_MAX_AGE');
     });
 
     it('nothing changed in the window -> empty, nothing published, no batch', async () => {
@@ -150,14 +154,15 @@ describe('replay', () => {
   });
 
   describe('a list of IDs -> exactly those IDs, once each, in chunks', () => {
-    const cases: { name: string; ids: string[]; chunkSize: number; chunks: string[][] }[] = [
-      { name: 'one chunk, duplicates dropped', ids: ['op-9', 'op-1', 'op-9'], chunkSize: 1000, chunks: [['op-9', 'op-1']] },
-      { name: 'five IDs in chunks of two', ids: ['a', 'b', 'c', 'd', 'e'], chunkSize: 2, chunks: [['a', 'b'], ['c', 'd'], ['e']] },
+    const cases: { name: string; ids: string[]; chunkSize: number; chunks: string[][]; createdAfter?: string; readAfter: string }[] = [
+      { name: 'one chunk, duplicates dropped', ids: ['op-9', 'op-1', 'op-9'], chunkSize: 1000, chunks: [['op-9', 'op-1']], readAfter: '2025-12-16T10:00:00.000Z' },
+      { name: 'five IDs in chunks of two', ids: ['a', 'b', 'c', 'd', 'e'], chunkSize: 2, chunks: [['a', 'b'], ['c', 'd'], ['e']], readAfter: '2025-12-16T10:00:00.000Z' },
+      { name: 'operations older than OPERATION_MAX_AGE (createdAfter): read back to it', ids: ['op-old'], chunkSize: 1000, chunks: [['op-old']], createdAfter: '2024-03-01T00:00:00Z', readAfter: '2024-03-01T00:00:00.000Z' },
     ];
     for (const c of cases) {
       it(c.name, async () => {
         const f = fakes({ CHUNK_SIZE: String(c.chunkSize) });
-        const request = parsePublishRequest({ ids: c.ids }, f.config.replayMaxIds);
+        const request = parsePublishRequest({ ids: c.ids, ...(c.createdAfter ? { createdAfter: c.createdAfter } : {}) }, f.config.replayMaxIds);
         assert.equal(request.kind, 'replay-ids');
         const result = await replay(f.deps, request as Exclude<PublishRequest, { kind: 'scheduled' }>, watermark(f), f.logger);
         const idCount = c.chunks.flat().length;
@@ -174,6 +179,7 @@ describe('replay', () => {
         assert.deepEqual(manifest?.replay, { kind: 'ids', requested });
         assert.deepEqual(manifest?.window, { from: W, to: W }, 'an IDs replay has no window of its own: it is read as of the watermark');
         assert.equal(manifest?.asOf, undefined);
+        assert.equal(manifest?.readAfter, c.readAfter, 'the enrichment reads back to createdAfter, or the watermark minus OPERATION_MAX_AGE');
         assert.equal(f.store.get(WATERMARK), W);
       });
     }
@@ -189,6 +195,7 @@ describe('replay', () => {
       },
       { name: 'a window before the first run (no watermark)', watermark: null, body: { from: '2026-01-15T08:00:00Z', to: '2026-01-15T09:00:00Z' }, says: /^Nothing has been consolidated yet \(no watermark\): there is nothing to replay$/ },
       { name: 'IDs before the first run (no watermark)', watermark: null, body: { ids: ['op-1'] }, says: /^Nothing has been consolidated yet \(no watermark\)/ },
+      { name: 'IDs created after the watermark', watermark: W, body: { ids: ['op-1'], createdAfter: W }, says: /^Bad replay body: createdAfter \(2026-01-15T10:00:00\.000Z\) must be before the watermark/ },
     ];
     for (const c of cases) {
       it(c.name, async () => {

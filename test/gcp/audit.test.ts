@@ -71,8 +71,8 @@ describe('runAudit on Google Cloud (BigQuery and publishOps at the client bounda
     const expected = auditDaySummary(bigqueryDialect(PROJECT), config.tables.consolidated, fromScratch(config), DAYS, WATERMARK);
     const request = create.firstCall.args[0] as Record<string, unknown>;
     assert.equal(request.query, expected.sql);
-    assert.deepEqual(request.types, { day_from: 'TIMESTAMP', day_to: 'TIMESTAMP', as_of: 'TIMESTAMP' });
-    assert.deepEqual(request.params, { day_from: BigQuery.timestamp('2026-01-14T00:00:00Z'), day_to: BigQuery.timestamp('2026-01-16T00:00:00Z'), as_of: BigQuery.timestamp(WATERMARK) });
+    assert.deepEqual(request.types, { day_from: 'TIMESTAMP', day_to: 'TIMESTAMP', as_of: 'TIMESTAMP', read_after: 'TIMESTAMP' });
+    assert.deepEqual(request.params, { day_from: BigQuery.timestamp('2026-01-14T00:00:00Z'), day_to: BigQuery.timestamp('2026-01-16T00:00:00Z'), as_of: BigQuery.timestamp(WATERMARK), read_after: BigQuery.timestamp('2026-01-13T23:59:59.999Z') });
     assert.equal(request.location, 'EU');
     assert.equal(request.useLegacySql, false);
     const insert = create.secondCall.args[0] as { query: string; params: Record<string, unknown> };
@@ -109,8 +109,8 @@ describe('runAudit on Google Cloud (BigQuery and publishOps at the client bounda
     const expected = auditDrillDown(bigqueryDialect(PROJECT), config.tables.consolidated, fromScratch(config), DAYS, WATERMARK, ['2026-01-15']);
     const request = create.secondCall.args[0] as Record<string, unknown>;
     assert.equal(request.query, expected.sql);
-    assert.deepEqual(request.types, { day_from: 'TIMESTAMP', day_to: 'TIMESTAMP', as_of: 'TIMESTAMP', days: ['DATE'] });
-    assert.deepEqual(request.params, { day_from: BigQuery.timestamp('2026-01-14T00:00:00Z'), day_to: BigQuery.timestamp('2026-01-16T00:00:00Z'), as_of: BigQuery.timestamp(WATERMARK), days: [BigQuery.date('2026-01-15')] });
+    assert.deepEqual(request.types, { day_from: 'TIMESTAMP', day_to: 'TIMESTAMP', as_of: 'TIMESTAMP', read_after: 'TIMESTAMP', days: ['DATE'] });
+    assert.deepEqual(request.params, { day_from: BigQuery.timestamp('2026-01-14T00:00:00Z'), day_to: BigQuery.timestamp('2026-01-16T00:00:00Z'), as_of: BigQuery.timestamp(WATERMARK), read_after: BigQuery.timestamp('2026-01-13T23:59:59.999Z'), days: [BigQuery.date('2026-01-15')] });
     // OP5 changed within the lookback (after 09:45): pending. OP4 is an orphan.
     assert.deepEqual(post.getCalls().map((c) => (c.args[0] as { data: unknown }).data), [{ ids: ['OP1', 'OP2'] }, { ids: ['OP3'] }]);
     assert.deepEqual(report.repair?.orphans, ['OP4']);

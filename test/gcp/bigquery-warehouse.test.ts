@@ -410,6 +410,35 @@ describe('BigQueryWarehouse', () => {
     }
   });
 
+  describe('tableLayout (the start-up layout check)', () => {
+    const cases: { name: string; metadata: object; layout: object }[] = [
+      {
+        name: 'day-partitioned on a column and clustered',
+        metadata: { timePartitioning: { type: 'DAY', field: 'source_timestamp' }, clustering: { fields: ['operation_id'] } },
+        layout: { partitioning: { type: 'DAY', field: 'source_timestamp' }, clustering: ['operation_id'] },
+      },
+      { name: 'partitioned by ingestion time, not clustered', metadata: { timePartitioning: { type: 'HOUR' } }, layout: { partitioning: { type: 'HOUR' }, clustering: [] } },
+      { name: 'neither', metadata: { schema: { fields: [] } }, layout: { clustering: [] } },
+    ];
+    for (const c of cases) {
+      it(`reads the table's metadata: ${c.name}`, async () => {
+        const { warehouse } = setup();
+        const get = sinon.stub(Table.prototype, 'getMetadata').resolves([c.metadata] as never);
+        assert.deepStrictEqual(await warehouse.tableLayout({ dataset: 'raw', table: 'ussd_operations' }), c.layout);
+        sinon.assert.calledOnce(get);
+        const table = get.firstCall.thisValue as Table;
+        assert.equal(table.id, 'ussd_operations');
+        assert.equal(table.dataset.id, 'raw');
+      });
+    }
+
+    it('a metadata read that fails names the table', async () => {
+      const { warehouse } = setup();
+      sinon.stub(Table.prototype, 'getMetadata').rejects(apiError(404, 'Not found: Table my-project:raw.ussd_operations'));
+      await assert.rejects(warehouse.tableLayout({ dataset: 'raw', table: 'ussd_operations' }), (e: ChainError) => e instanceof ChainError && /Could not read the metadata of the table my-project:raw\.ussd_operations: Not found/.test(e.message));
+    });
+  });
+
   describe('ensureTable and dropTable', () => {
     const ref = { dataset: 'consolidated_dataset', table: 'consolidated_table' };
     const schema: SchemaField[] = [{ name: 'operation_id', type: 'STRING', mode: 'REQUIRED' }, { name: 'created_at', type: 'TIMESTAMP', mode: 'REQUIRED' }];

@@ -19,7 +19,13 @@ const REQUEST: LaunchRequest = {
   batchId: '20260115T102000Z-1a2b3c',
   attempt: 1,
   variables: {
+    as_of: "TIMESTAMP '2026-01-15 10:20:00.000000+00:00'",
+    read_after: "TIMESTAMP '2025-12-16 10:05:00.000000+00:00'",
     ids_table: '`my-project.consolidation_staging.ids_20260115t102000z_1a2b3c`',
+    ussd_table: '`my-project.source_dataset.ussd_operations`',
+    transactions_table: '`my-project.source_dataset.transactiongu`',
+    services_table: '`my-project.source_dataset.services`',
+    agents_table: '`my-project.source_dataset.agents`',
     output_table: 'my-project:consolidation_staging.enriched_20260115t102000z_1a2b3c',
   },
   labels: { pipeline: 'consolidation', batch_id: '20260115t102000z-1a2b3c', attempt: '1' },
@@ -133,6 +139,19 @@ describe('DataflowLauncher', () => {
     launch.resolves([{}] as never);
     await assert.rejects(launcher.launch(REQUEST), (e: ChainError) => e instanceof ChainError && /no job ID/.test(e.message));
   });
+
+  const unsafe = [
+    { name: 'a raw timestamp instead of a literal', variables: { ...REQUEST.variables, as_of: '2026-01-15T10:20:00Z' } },
+    { name: 'SQL after the literal', variables: { ...REQUEST.variables, read_after: "TIMESTAMP '2025-12-16 10:05:00.000000+00:00' OR TRUE" } },
+    { name: 'a source table name that is not a quoted name', variables: { ...REQUEST.variables, ussd_table: '(SELECT * FROM x)' } },
+  ];
+  for (const c of unsafe) {
+    it(`refuses to launch with ${c.name}, before calling Dataflow`, async () => {
+      const { launch, launcher } = setup();
+      await assert.rejects(launcher.launch({ ...REQUEST, variables: c.variables }), (e: ChainError) => e instanceof ChainError && /Not launching .*Refusing to render/.test(e.message));
+      sinon.assert.notCalled(launch);
+    });
+  }
 
   const states = [
     { name: 'as a name', currentState: 'JOB_STATE_RUNNING' as unknown, expected: 'JOB_STATE_RUNNING' },

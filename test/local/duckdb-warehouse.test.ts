@@ -213,8 +213,8 @@ VALUES (CAST($id AS VARCHAR), CAST($amount AS DECIMAL(38, 9)), epoch_us(CAST($cr
         });
       }
     }
-    const merge = (batchId: string, force = false, days = ['2026-01-14', '2026-01-15']) =>
-      warehouse.query(mergeEnriched(duckdbDialect, { target: TARGET, enriched: ENRICHED }, { batchId, consolidatedAt: T2, days, force }), { jobId: `merge_${batchId}_${force}_${days.length}` });
+    const merge = (batchId: string, force = false, created = { from: '2026-01-14T00:00:00.000Z', to: '2026-01-16T00:00:00.000Z' }) =>
+      warehouse.query(mergeEnriched(duckdbDialect, { target: TARGET, enriched: ENRICHED }, { batchId, consolidatedAt: T2, created, force }), { jobId: `merge_${batchId}_${force}_${created.from}` });
     const target = async () =>
       Object.fromEntries((await rowsOf(warehouse, 'SELECT operation_id, amount, version_ts, batch_id FROM consolidated_dataset.consolidated_table ORDER BY operation_id')).map((r) => [r.operation_id, r]));
 
@@ -417,11 +417,11 @@ SELECT 'op' || (range + CAST($offset AS BIGINT)), 100, epoch_us(TIMESTAMPTZ '202
           params: { offset: { type: 'INT64', value: offset }, v: { type: 'TIMESTAMP', value: version } },
         });
       await fill(0, '2026-01-15T08:00:00Z');
-      await warehouse.query(mergeEnriched(duckdbDialect, { target: TARGET, enriched: ENRICHED }, { batchId: '20260115T080000Z-aaaaaa', consolidatedAt: '2026-01-15T08:00:00Z', days: ['2026-01-15'], force: false }));
+      await warehouse.query(mergeEnriched(duckdbDialect, { target: TARGET, enriched: ENRICHED }, { batchId: '20260115T080000Z-aaaaaa', consolidatedAt: '2026-01-15T08:00:00Z', created: { from: '2026-01-15T00:00:00.000Z', to: '2026-01-16T00:00:00.000Z' }, force: false }));
       await warehouse.query({ sql: 'DELETE FROM staging.enriched_b', params: {} });
       await fill(50_000, '2026-01-15T09:00:00Z');
       started = performance.now();
-      const { dml } = await warehouse.query(mergeEnriched(duckdbDialect, { target: TARGET, enriched: ENRICHED }, { batchId: '20260115T090000Z-bbbbbb', consolidatedAt: '2026-01-15T09:00:00Z', days: ['2026-01-15'], force: false }), { jobId: 'merge_big' });
+      const { dml } = await warehouse.query(mergeEnriched(duckdbDialect, { target: TARGET, enriched: ENRICHED }, { batchId: '20260115T090000Z-bbbbbb', consolidatedAt: '2026-01-15T09:00:00Z', created: { from: '2026-01-15T00:00:00.000Z', to: '2026-01-16T00:00:00.000Z' }, force: false }), { jobId: 'merge_big' });
       const mergeMs = performance.now() - started;
       assert.deepEqual(dml, { inserted: 50_000, updated: 50_000, deleted: 0 });
       console.log(`      loadNdjson 1,000 files x 1,000 IDs: ${Math.round(loadMs)} ms; MERGE of 100k rows into 100k: ${Math.round(mergeMs)} ms`);

@@ -6,12 +6,13 @@ import { DuckDbWarehouse } from '../../shared/local/duckdb-warehouse';
 import { LocalPipelineRunner, parsePipeline, renderJinja, type DataflowJob, type LocalPipelineRunnerOptions } from '../../shared/local/pipeline-runner';
 import type { LaunchRequest, Row, TableRef } from '../../shared/ports';
 import { loadSchema, type SchemaName } from '../../shared/schema';
-import { duckdbDialect } from '../../shared/sql/dialect';
-import { createBatchParams } from '../../shared/sql/statements';
+import { timestampLiteral } from '../../shared/pipeline/variables';
 import { FixedClock, MemoryLogger } from '../support/fakes';
 
 const PIPELINE = join(__dirname, '../../shared/pipeline/consolidation.yaml');
 const WINDOW_TO = '2026-01-15T10:20:00.000Z';
+/** The window's start minus OPERATION_MAX_AGE, before every row of the seeded sources. */
+const READ_AFTER = '2026-01-14T00:00:00.000Z';
 const BATCH_ID = '20260115T102000Z-abc123';
 
 const table = (name: string, dataset = 'main'): TableRef => ({ dataset, table: name });
@@ -21,7 +22,6 @@ const TABLES = {
   services: table('services'),
   agents: table('agents'),
   ids: table('ids_b', 'staging'),
-  params: table('params_b', 'staging'),
   enriched: table('enriched_b', 'staging'),
 };
 
@@ -99,7 +99,6 @@ async function seedSources(warehouse: DuckDbWarehouse): Promise<void> {
   await insert(warehouse, TABLES.services, 'services', [{ service_id: 'S1', service_name: 'Cash out', category: 'CASH' }]);
   await insert(warehouse, TABLES.agents, 'agents', [{ agent_code: 'AG1', agent_name: 'Agent One', region: 'Dakar' }]);
   await insert(warehouse, TABLES.ids, 'batch_ids', ['op-null-ref', 'op-unknown-ref', 'op-initiated', 'op-tx-pending', 'op-amount', 'op-matched', 'op-matched-failed', 'op-status', 'op-latest', 'op-latest'].map((id) => ({ operation_id: id })));
-  await warehouse.query(createBatchParams(duckdbDialect, TABLES.params, { batchId: BATCH_ID, windowTo: WINDOW_TO }));
 }
 
 function request(overrides: Partial<LaunchRequest> = {}): LaunchRequest {
@@ -109,8 +108,9 @@ function request(overrides: Partial<LaunchRequest> = {}): LaunchRequest {
     attempt: 1,
     labels: { pipeline: 'consolidation', batch_id: '20260115t102000z-abc123', attempt: '1' },
     variables: {
+      as_of: timestampLiteral(WINDOW_TO),
+      read_after: timestampLiteral(READ_AFTER),
       ids_table: '"staging"."ids_b"',
-      params_table: '"staging"."params_b"',
       ussd_table: '"main"."ussd_operations"',
       transactions_table: '"main"."transactiongu"',
       services_table: '"main"."services"',
@@ -289,8 +289,8 @@ describe('LocalPipelineRunner', () => {
   const failures: { title: string; yaml?: string; variables?: Record<string, string>; message: RegExp }[] = [
     {
       title: 'an unknown jinja variable',
-      variables: Object.fromEntries(Object.entries(request().variables).filter(([name]) => name !== 'ids_table')),
-      message: /Unknown jinja variable "ids_table" in .*consolidation\.yaml \(line \d+\); the job's variables are: agents_table/,
+      yaml: 'pipeline:\n  type: chain\n  transforms:\n    - type: ReadFromBigQuery\n      config: { query: "SELECT * FROM {{ params_table }}" }\n',
+      message: /Unknown jinja variable "params_table" in .*pipeline-\w+\.yaml \(line 5\); the job's variables are: agents_table, as_of/,
     },
     {
       title: 'a jinja statement',
@@ -366,6 +366,40 @@ describe('LocalPipelineRunner', () => {
       message: /Transform "Compute" \(MapToFields\) failed: .*no_such_column/s,
     },
   ];
+  const unsafe: { title: string; variables: Record<string, string>; message: RegExp }[] = [
+    { title: 'a raw timestamp', variables: { ...request().variables, as_of: WINDOW_TO }, message: /as_of .* does not have the shape/ },
+    { title: 'SQL after a literal', variables: { ...request().variables, read_after: `${timestampLiteral(READ_AFTER)} OR TRUE` }, message: /read_after .* does not have the shape/ },
+    { title: 'a missing bound', variables: Object.fromEntries(Object.entries(request().variables).filter(([name]) => name !== 'read_after')), message: /read_after is missing/ },
+    { title: 'a source table that is not a quoted name', variables: { ...request().variables, ussd_table: '(SELECT * FROM main.ussd_operations)' }, message: /ussd_table .* does not have the shape/ },
+  ];
+  for (const { title, variables, message } of unsafe) {
+    it(`refuses to launch with ${title}, as Dataflow's launcher does: no job, nothing run`, async () => {
+      const local = runner();
+      await assert.rejects(local.launch(request({ variables })), (error: Error) => /Refusing to render/.test(error.message) && message.test(error.message));
+      assert.deepEqual(local.jobs(), []);
+      assert.deepEqual(emitted, []);
+    });
+  }
+
+  it('reads no row older than read_after: an operation created before it is left out, a transaction last updated before it is not found', async () => {
+    const connection = await warehouse.connect();
+    try {
+      // op-matched was created at 09:00; op-initiated's transaction was last updated at 10:00.
+      await connection.run("UPDATE main.ussd_operations SET created_at = TIMESTAMPTZ '2026-01-13 23:00:00+00' WHERE operation_id = 'op-matched'");
+      await connection.run("UPDATE main.transactiongu SET updated_at = TIMESTAMPTZ '2026-01-13 12:00:00+00' WHERE transaction_id = 'tx-initiated'");
+    } finally {
+      connection.closeSync();
+    }
+    const local = runner();
+    await local.launch(request());
+    await local.idle();
+    const rows = (await warehouse.query({ sql: 'SELECT operation_id, transaction_id FROM staging.enriched_b ORDER BY operation_id', params: {} })).rows;
+    const byId = Object.fromEntries(rows.map((r: Row) => [r.operation_id, r.transaction_id]));
+    assert.equal('op-matched' in byId, false, 'created before read_after: beyond OPERATION_MAX_AGE');
+    assert.equal(byId['op-initiated'], null, 'its transaction row is older than read_after');
+    assert.equal(byId['op-amount'], 'tx-amount');
+  });
+
   for (const { title, yaml, variables, message } of failures) {
     it(`fails the job clearly on ${title}`, async () => {
       const local = runner(yaml ? { pipelineFile: pipelineFile(yaml) } : {});

@@ -20,6 +20,8 @@ import { loadSchema, type SchemaName } from '../../shared/schema';
 import { bigqueryDialect, type SqlDialect } from '../../shared/sql/dialect';
 import * as audit from '../../shared/sql/audit';
 import * as statements from '../../shared/sql/statements';
+import { creationRange } from '../../functions/merge-on-complete';
+import { timestampLiteral } from '../../shared/pipeline/variables';
 import { analyze, type Catalog } from '../support/googlesql';
 
 export const PROJECT = 'my-project';
@@ -34,7 +36,6 @@ export const TABLES = {
   agents: { ref: { dataset: 'reference_dataset', table: 'agents' }, schema: 'agents' },
   consolidated: { ref: { dataset: 'consolidated_dataset', table: 'consolidated_table' }, schema: 'consolidated_table' },
   ids: { ref: { dataset: 'consolidation_staging', table: `ids_${SLUG}` }, schema: 'batch_ids' },
-  params: { ref: { dataset: 'consolidation_staging', table: `params_${SLUG}` }, schema: 'batch_params' },
   enriched: { ref: { dataset: 'consolidation_staging', table: `enriched_${SLUG}` }, schema: 'pipeline output' },
   audit: { ref: { dataset: 'consolidated_dataset', table: 'consolidation_audit' }, schema: 'consolidation_audit' },
 } as const satisfies Record<string, { ref: TableRef; schema: SchemaName | 'pipeline output' }>;
@@ -42,8 +43,14 @@ export const TABLES = {
 export type TableKey = keyof typeof TABLES;
 
 const source = { ussd: TABLES.ussd.ref, transactions: TABLES.transactions.ref };
-const window = { from: '2026-01-15T09:45:00.000Z', to: '2026-01-15T10:20:00.000Z' };
-const replayWindow = { from: '2026-01-14T22:00:00.000Z', to: '2026-01-15T02:30:00.000Z' };
+/** The windows, each read back to its start minus the default OPERATION_MAX_AGE (30 days). */
+const window = { from: '2026-01-15T09:45:00.000Z', to: '2026-01-15T10:20:00.000Z', readAfter: '2025-12-16T09:45:00.000Z' };
+const replayWindow = { from: '2026-01-14T22:00:00.000Z', to: '2026-01-15T02:30:00.000Z', readAfter: '2025-12-15T22:00:00.000Z' };
+/** A cut-off inside the fixture's day: operations created at or before 09:30 are beyond OPERATION_MAX_AGE. */
+const cutOff = { ...window, readAfter: '2026-01-15T09:30:00.000Z' };
+
+/** The read bounds of the cases: the default, and the cut-off inside the fixture's day. */
+export const BOUNDS = { window, cutOff } as const;
 
 export interface StatementCase {
   /** The exported statement function's name. */
@@ -62,7 +69,7 @@ export interface StatementCase {
 }
 
 const merge = (force: boolean, days: string[]) => (d: SqlDialect) =>
-  statements.mergeEnriched(d, { target: TABLES.consolidated.ref, enriched: TABLES.enriched.ref }, { batchId: BATCH_ID, consolidatedAt: '2026-01-15T10:31:07.000Z', days, force });
+  statements.mergeEnriched(d, { target: TABLES.consolidated.ref, enriched: TABLES.enriched.ref }, { batchId: BATCH_ID, consolidatedAt: '2026-01-15T10:31:07.000Z', created: creationRange(days), force });
 
 /** The audit's from-scratch side: the pipeline file's SELECT over the audited days, as functions/audit.ts composes it. */
 const auditSources = { ussd: TABLES.ussd.ref, transactions: TABLES.transactions.ref, services: TABLES.services.ref, agents: TABLES.agents.ref };
@@ -90,8 +97,11 @@ const auditRecord = (day: string, outcome: string, sampleIds: string | null): au
 export const CASES: StatementCase[] = [
   { statement: 'changedOperationIds', variant: 'scheduled window', golden: true, render: (d) => statements.changedOperationIds(d, source, window) },
   { statement: 'changedOperationIds', variant: 'replay window across midnight', render: (d) => statements.changedOperationIds(d, source, replayWindow) },
+  { statement: 'changedOperationIds', variant: 'operations created before readAfter left out', render: (d) => statements.changedOperationIds(d, source, cutOff) },
   { statement: 'rejectedRowCounts', variant: 'scheduled window', golden: true, render: (d) => statements.rejectedRowCounts(d, source, window) },
-  { statement: 'createBatchParams', variant: 'batch', golden: true, render: (d) => statements.createBatchParams(d, TABLES.params.ref, { batchId: BATCH_ID, windowTo: window.to }) },
+  { statement: 'rejectedRowCounts', variant: 'readAfter inside the window\'s day', render: (d) => statements.rejectedRowCounts(d, source, cutOff) },
+  { statement: 'beyondMaxAgeCounts', variant: 'scheduled window', golden: true, render: (d) => statements.beyondMaxAgeCounts(d, source, window) },
+  { statement: 'beyondMaxAgeCounts', variant: 'operations created before readAfter counted', render: (d) => statements.beyondMaxAgeCounts(d, source, cutOff) },
   { statement: 'enrichedProfile', variant: 'batch', golden: true, render: (d) => statements.enrichedProfile(d, TABLES.enriched.ref) },
   { statement: 'mergeEnriched', variant: 'scheduled, two days', golden: true, render: merge(false, ['2026-01-14', '2026-01-15']) },
   { statement: 'mergeEnriched', variant: 'replay (forced), one day', render: merge(true, ['2026-01-15']) },
@@ -143,10 +153,11 @@ export const PIPELINE_FILE = join(__dirname, '..', '..', 'shared', 'pipeline', '
  * The pipeline file's jinja variables as launchDataflow sets them, with `qualify` of a warehouse.
  * The output table is not SQL: it is given as schema.table, the form the local runner's parser takes.
  */
-export function pipelineVariables(names: { qualify(ref: TableRef): string }): Record<string, string> {
+export function pipelineVariables(names: { qualify(ref: TableRef): string }, bounds: { to: string; readAfter: string } = window): Record<string, string> {
   return {
+    as_of: timestampLiteral(bounds.to),
+    read_after: timestampLiteral(bounds.readAfter),
     ids_table: names.qualify(TABLES.ids.ref),
-    params_table: names.qualify(TABLES.params.ref),
     ussd_table: names.qualify(TABLES.ussd.ref),
     transactions_table: names.qualify(TABLES.transactions.ref),
     services_table: names.qualify(TABLES.services.ref),
@@ -161,15 +172,15 @@ export function pipelinePlan(variables: Record<string, string>): PipelinePlan {
 }
 
 /** Names as the BigQuery adapter gives them to the pipeline (no client call is made). */
-const bigqueryNames = new BigQueryWarehouse({ bigquery: undefined as never, storage: undefined as never, project: PROJECT, location: 'EU' });
+export const bigqueryNames = new BigQueryWarehouse({ bigquery: undefined as never, storage: undefined as never, project: PROJECT, location: 'EU' });
 
 export function catalogWith(enriched: SchemaField[]): Catalog {
   return Object.fromEntries((Object.keys(TABLES) as TableKey[]).map((key) => [bigqueryName(TABLES[key].ref), schemaOf(key, enriched)]));
 }
 
 /** The enrichment as one GoogleSQL query (read, then each MapToFields as a CTE) and its output columns. */
-export async function analyzedEnrichment(): Promise<{ readQuery: string; query: string; output: SchemaField[] }> {
-  const plan = pipelinePlan(pipelineVariables(bigqueryNames));
+export async function analyzedEnrichment(bounds: { to: string; readAfter: string } = window): Promise<{ readQuery: string; query: string; output: SchemaField[] }> {
+  const plan = pipelinePlan(pipelineVariables(bigqueryNames, bounds));
   const catalog = catalogWith([]);
   await analyze(plan.read.query, {}, catalog);
   const query = await planSelect(

@@ -5,7 +5,7 @@ import type { QueryParams, Row, SchemaField, Statement, TableRef } from '../../s
 import { duckdbType, loadSchema } from '../../shared/schema';
 import { duckdbDialect } from '../../shared/sql/dialect';
 import { evaluate, type TableRows } from '../support/googlesql';
-import { analyzedEnrichment, bigquery, bigqueryName, CASES, pipelinePlan, pipelineVariables, schemaOf, TABLES, type TableKey } from './cases';
+import { analyzedEnrichment, bigquery, bigqueryName, BOUNDS, CASES, pipelinePlan, pipelineVariables, schemaOf, TABLES, type TableKey } from './cases';
 import { FIXTURE } from './fixture';
 
 /**
@@ -138,6 +138,15 @@ describe('DuckDB and GoogleSQL (ZetaSQL reference engine) return the same rows o
   it('the enrichment: the pipeline file query with its MapToFields expressions', async () => {
     const rows = await compare(enrichment.duckdb, enrichment.googlesql, {});
     assert.ok(rows >= 15, `the fixture's batch enriches its operations (${rows} rows)`);
+  });
+
+  it('the enrichment read back only to a read_after inside the fixture\'s day: older operations and transaction rows left out', async () => {
+    const plan = pipelinePlan(pipelineVariables(warehouse, BOUNDS.cutOff));
+    const duckdb = await planSelect(plan, (ctes, step) => warehouse.withConnection((c) => columnsOf(c, ctes, step)));
+    const google = await analyzedEnrichment(BOUNDS.cutOff);
+    const rows = await compare(duckdb, google.query, {});
+    const all = await compare(enrichment.duckdb, enrichment.googlesql, {});
+    assert.ok(rows > 0 && rows < all, `the cut-off leaves some operations out (${rows} of ${all})`);
   });
 
   for (const c of CASES) {

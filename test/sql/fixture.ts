@@ -4,7 +4,8 @@
  * decimal text, TIMESTAMP as RFC 3339 (with offsets and microseconds), DATE as YYYY-MM-DD.
  *
  * The windows of test/sql/cases.ts: scheduled (2026-01-15 09:45, 10:20], replay
- * (2026-01-14 22:00, 2026-01-15 02:30]; the batch's window_to is 10:20.
+ * (2026-01-14 22:00, 2026-01-15 02:30]; the batch's pipeline reads as of 10:20, back to 2025-12-16 09:45
+ * (the window's start minus the default OPERATION_MAX_AGE); a cut-off variant reads back to 09:30 only.
  */
 import type { Row } from '../../shared/ports';
 import type { TableKey } from './cases';
@@ -157,7 +158,6 @@ export const FIXTURE: Record<Exclude<TableKey, 'enriched'>, Row[]> = {
     { agent_code: 'ag-ü', agent_name: '', region: 'Saint-Louis' },
   ],
   ids: ['op-01', 'op-02', 'op-03', 'op-04', 'op-05', 'op-06', 'op-07', 'op-08', 'op-09', 'op-10', 'op-11', 'op-12', 'op-13', 'op-15', 'op-16', 'op-17', 'op-18', 'op-19', 'op-20', 'op-01', 'op-unknown'].map((operation_id) => ({ operation_id })),
-  params: [{ batch_id: '20260115T102000Z-1a2b3c', window_to: '2026-01-15T10:20:00Z' }],
   consolidated: [
     // An older version: replaced.
     consolidated('op-01', '2026-01-15T09:00:00Z', '20260115T092000Z-aaaaaa', '2026-01-15T09:00:00Z'),

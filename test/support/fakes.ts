@@ -26,6 +26,7 @@ import type {
   Severity,
   Statement,
   StoredObject,
+  TableLayout,
   TableRef,
   Warehouse,
 } from '../../shared/ports';
@@ -276,12 +277,12 @@ export class RecordingPublisher implements Publisher {
 // Warehouse
 
 /** Which of the chain's statements this is (shared/sql/statements.ts). */
-export type StatementKind = 'changed' | 'rejected' | 'params' | 'profile' | 'merge' | 'other';
+export type StatementKind = 'changed' | 'rejected' | 'beyond' | 'profile' | 'merge' | 'other';
 
 export function statementKind(sql: string): StatementKind {
   if (/^MERGE INTO/.test(sql)) return 'merge';
-  if (/^CREATE OR REPLACE TABLE/.test(sql)) return 'params';
   if (/missing_operation_id/.test(sql)) return 'rejected';
+  if (/old_operation_rows/.test(sql)) return 'beyond';
   if (/^SELECT DISTINCT operation_id/.test(sql)) return 'changed';
   if (/reconciliation_status, COUNT\(DISTINCT operation_id\)/.test(sql)) return 'profile';
   return 'other';
@@ -306,6 +307,7 @@ export class FakeWarehouse implements Warehouse {
   readonly dialect = 'duckdb' as const;
   changedIds: string[] = [];
   rejected = { missing_operation_id: 0, missing_source_timestamp: 0 };
+  beyond = { old_operation_rows: 0, unmatched_transactions: 0 };
   profile: Row[] = [];
   mergeStats: DmlStats = { inserted: 0, updated: 0, deleted: 0 };
 
@@ -361,6 +363,8 @@ export class FakeWarehouse implements Warehouse {
     switch (kind) {
       case 'rejected':
         return { rows: [{ ...this.rejected }] };
+      case 'beyond':
+        return { rows: [{ ...this.beyond }] };
       case 'profile':
         return { rows: this.profile.map((r) => ({ ...r })) };
       case 'merge':
@@ -396,6 +400,18 @@ export class FakeWarehouse implements Warehouse {
 
   async ensureTable(table: TableRef): Promise<void> {
     this.ensured.push({ ...table });
+  }
+
+  /** What tableLayout answers per table name (dataset.table); null: an engine without partitioning. */
+  layouts = new Map<string, TableLayout | Error>();
+  readonly layoutReads: TableRef[] = [];
+
+  async tableLayout(table: TableRef): Promise<TableLayout | null> {
+    await tick();
+    this.layoutReads.push({ ...table });
+    const layout = this.layouts.get(this.plainName(table));
+    if (layout instanceof Error) throw layout;
+    return layout ?? null;
   }
 
   async tableExists(table: TableRef): Promise<boolean> {

@@ -4,25 +4,23 @@ WITH expected AS (
     SELECT operation_id, msisdn, service_code, operation_type, amount, currency, ussd_status, TIMESTAMP_MICROS(created_at_us) AS created_at, TIMESTAMP_MICROS(source_timestamp_us) AS source_timestamp, transaction_id, transaction_status, transaction_amount, fees, commission, service_name, service_category, agent_name, agent_region, reconciliation_status, TIMESTAMP_MICROS(version_ts_us) AS version_ts
     FROM (
 WITH `step_0` AS (
-WITH batch AS (
-  SELECT window_to FROM (SELECT @as_of AS window_to)
-),
-changed AS (
-  SELECT DISTINCT operation_id FROM (SELECT DISTINCT operation_id FROM `my-project.source_dataset.ussd_operations` WHERE created_at >= @day_from AND created_at < @day_to AND operation_id IS NOT NULL)
+WITH changed AS (
+  SELECT DISTINCT operation_id FROM (SELECT DISTINCT operation_id FROM `my-project.source_dataset.ussd_operations` WHERE created_at >= @day_from AND created_at < @day_to AND source_timestamp > @read_after AND source_timestamp <= @as_of AND operation_id IS NOT NULL)
 ),
 operations AS (
-  SELECT u.*
-  FROM (SELECT * FROM `my-project.source_dataset.ussd_operations` WHERE created_at >= @day_from AND created_at < @day_to) AS u
+  SELECT
+    u.operation_id, u.msisdn, u.service_code, u.operation_type, u.amount, u.currency,
+    u.status, u.transaction_ref, u.agent_code, u.created_at, u.source_timestamp
+  FROM (SELECT * FROM `my-project.source_dataset.ussd_operations` WHERE created_at >= @day_from AND created_at < @day_to AND source_timestamp > @read_after AND source_timestamp <= @as_of) AS u
   JOIN changed AS c ON u.operation_id = c.operation_id
-  CROSS JOIN batch AS b
-  WHERE u.source_timestamp IS NOT NULL AND u.source_timestamp <= b.window_to
+  WHERE u.source_timestamp > @read_after AND u.source_timestamp <= @as_of
+    AND u.created_at > @read_after AND u.created_at <= @as_of
   QUALIFY ROW_NUMBER() OVER (PARTITION BY u.operation_id ORDER BY u.source_timestamp DESC) = 1
 ),
 transactions AS (
-  SELECT t.*
+  SELECT t.transaction_id, t.service_id, t.status, t.amount, t.fees, t.commission, t.updated_at
   FROM `my-project.source_dataset.transactiongu` AS t
-  CROSS JOIN batch AS b
-  WHERE t.updated_at IS NOT NULL AND t.updated_at <= b.window_to
+  WHERE t.updated_at > @read_after AND t.updated_at <= @as_of
     AND t.transaction_id IN (SELECT transaction_ref FROM operations WHERE transaction_ref IS NOT NULL)
   QUALIFY ROW_NUMBER() OVER (PARTITION BY t.transaction_id ORDER BY t.updated_at DESC) = 1
 )

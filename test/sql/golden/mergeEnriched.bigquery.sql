@@ -5,7 +5,8 @@ USING (
   WHERE operation_id IS NOT NULL
   QUALIFY ROW_NUMBER() OVER (PARTITION BY operation_id ORDER BY version_ts_us DESC) = 1
 ) AS S
-ON T.operation_id = S.operation_id AND CAST(T.created_at AS DATE) IN UNNEST(@days)
+ON T.operation_id = S.operation_id
+  AND T.created_at >= @created_from AND T.created_at < @created_to
 WHEN MATCHED AND (
   S.version_ts > T.version_ts
   OR (@force AND S.version_ts = T.version_ts)

@@ -1,2 +1,0 @@
-CREATE OR REPLACE TABLE `my-project.consolidation_staging.params_20260115t102000z_1a2b3c` AS
-SELECT @batch_id AS batch_id, @window_to AS window_to

@@ -242,7 +242,9 @@ const audit: CommandSpec = {
   declare(command) {
     command.description(
       'Compares consolidated_table with a from-scratch consolidation of the sources per creation day (default: the ' +
-        "AUDIT_DAYS days ending on the watermark's); --repair replays the operations that differ. Exit 1 when differences are left.",
+        "AUDIT_DAYS days ending on the watermark's); --repair replays the operations that differ. Exit 1 when differences are left. " +
+        'On Google Cloud it runs the same audit with the functions\' adapters (BigQuery, the state bucket), and --repair POSTs the ' +
+        'replays to the deployed publishOps with your identity token (set PUBLISH_OPS_URL).',
     );
     command
       .option('--from <day>', 'first creation day, YYYY-MM-DD')
@@ -251,11 +253,10 @@ const audit: CommandSpec = {
     nowOption(command).option('--pubsub-emulator', 'local: carry the topics through the Pub/Sub emulator');
     connectionOptions(command);
     jsonOption(command);
-    examples(command, ['consolidate audit', 'consolidate audit --from 2026-01-15 --to 2026-01-15 --repair', 'consolidate audit --json']);
+    examples(command, ['consolidate audit', 'consolidate audit --from 2026-01-15 --to 2026-01-15 --repair', 'consolidate audit --json', 'consolidate audit --backend gcp --profile prod']);
   },
   async run(flags, io) {
     const options = operationOptions(flags, io);
-    localOnly(options, 'audit', 'on Google Cloud the deployed audit function runs it (see Operations in the README).');
     const { auditCommand } = require('./audit') as typeof import('./audit');
     const json = flags.json === true;
     const lines: string[] = [];

@@ -3,6 +3,7 @@ import { promisify } from 'node:util';
 import { Storage } from '@google-cloud/storage';
 import { GoogleAuth } from 'google-auth-library';
 import type { Config } from '../config';
+import type { ReplayOutcome, Replayer } from '../ports';
 import { ChainError, errorMessage } from '../errors';
 import { GcsObjectStore } from './gcs-object-store';
 
@@ -75,4 +76,16 @@ export async function callPublishOps(url: string, body: unknown, tokens: Identit
     parsed = { error: text.slice(0, 500) || response.statusText };
   }
   return { status: response.status, body: parsed };
+}
+
+/** The audit's repair from the operator's tool: the same `{"ids": [...]}` replay, with the caller's identity. */
+export function operatorReplayer(url: string, tokens: IdentityTokens, fetchImpl: typeof fetch = fetch): Replayer {
+  return {
+    async replayIds(ids: string[]): Promise<ReplayOutcome> {
+      const answer = await callPublishOps(url, { ids }, tokens, fetchImpl);
+      if (answer.status !== 200) return { ok: false, merged: false, detail: `publishOps answered ${answer.status}: ${String(answer.body.error ?? JSON.stringify(answer.body))}` };
+      const batchId = typeof answer.body.batchId === 'string' ? answer.body.batchId : undefined;
+      return { ok: true, batchId, merged: false, detail: `publishOps sealed replay batch ${batchId ?? '-'} (${String(answer.body.idCount ?? ids.length)} IDs); the chain merges it` };
+    },
+  };
 }

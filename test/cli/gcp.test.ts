@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
+import { BigQuery, Table } from '@google-cloud/bigquery';
 import { Bucket, File, Storage } from '@google-cloud/storage';
 import sinon from 'sinon';
 import { paths } from '../../shared/batch';
 import { GcsObjectStore } from '../../shared/gcp/gcs-object-store';
 import { callPublishOps, identityToken, type IdentityTokens } from '../../shared/gcp/operator';
+import { auditCommand } from '../../shared/cli/audit';
 import { CliError } from '../../shared/cli/exit';
+import { BigQueryWarehouse } from '../../shared/gcp/bigquery-warehouse';
 import { reconcileCommand, replayCommand, statusCommand, type OperationOptions } from '../../shared/cli/operations';
 import { resolveSettings } from '../../shared/cli/settings';
 import { makeFakes, seedBatch, TEST_BATCH_ID } from '../support/fakes';
@@ -146,6 +149,60 @@ describe('consolidate on Google Cloud', () => {
     it('an answer that is not JSON keeps its text', async () => {
       sinon.stub(globalThis, 'fetch').resolves(new Response('Forbidden: your client does not have permission', { status: 403 }));
       assert.deepEqual(await callPublishOps(URL, {}, tokens('works')), { status: 403, body: { error: 'Forbidden: your client does not have permission' } });
+    });
+  });
+  describe('audit: the audit of the functions on BigQuery, its repair a POST to publishOps with the caller\'s identity', () => {
+    function auditOn(answers: Record<string, unknown>[][], env: Record<string, string> = GCP, extra: Partial<OperationOptions> = {}) {
+      const f = makeFakes(env);
+      f.store.put(f.config.watermarkObject, '2026-01-15T10:00:00.000Z');
+      f.clock.set('2026-01-15T10:30:00.000Z');
+      const bigquery = new BigQuery({ projectId: 'my-project' });
+      sinon.stub(bigquery, 'request').rejects(new Error('A test reached the network'));
+      const create = sinon.stub(bigquery, 'createQueryJob');
+      answers.forEach((rows, i) => {
+        const job = bigquery.job(`job-${i}`, { location: 'EU' });
+        sinon.stub(job, 'getQueryResults').resolves([rows] as never);
+        sinon.stub(job, 'getMetadata').resolves([{ status: { state: 'DONE' } }] as never);
+        create.onCall(i).resolves([job, {}] as never);
+      });
+      sinon.stub(Table.prototype, 'exists').resolves([true] as never);
+      const warehouse = new BigQueryWarehouse({ bigquery, storage: new Storage({ projectId: 'my-project' }), project: 'my-project', location: 'EU', pollIntervalMs: 0 });
+      const t = tokens('works');
+      const o = options(env, { composeGcp: () => ({ ...f.deps, warehouse }), identityTokens: () => t, ...extra });
+      return { f, create, t, o };
+    }
+    const summary = [{ day: '2026-01-15', expected_rows: 2, actual_rows: 1, expected_fingerprint: '2', actual_fingerprint: '3' }];
+    const drill = [
+      { operation_id: 'OP1', day: '2026-01-15', kind: 'missing', expected_version_ts: '2026-01-15T08:00:00.000Z', actual_version_ts: null, differing_columns: '' },
+      { operation_id: 'OP2', day: '2026-01-15', kind: 'different', expected_version_ts: '2026-01-15T08:00:00.000Z', actual_version_ts: '2026-01-15T08:00:00.000Z', differing_columns: 'agent_name ' },
+    ];
+
+    it('reports a differing day from BigQuery with exit 1 and replays nothing without --repair', async () => {
+      const fetch = sinon.stub(globalThis, 'fetch').rejects(new Error('no replay expected'));
+      const { create, o } = auditOn([summary, drill, []]);
+      assert.equal(await auditCommand({ ...o, from: '2026-01-15', to: '2026-01-15', repair: false, json: false }), 1, o.lines.join('\n'));
+      assert.equal(create.callCount, 3, 'summary, drill-down, the audit table insert');
+      assert.match((create.firstCall.args[0] as { query: string }).query, /`my-project\.consolidated_dataset\.consolidated_table`/);
+      assert.match(o.lines.join('\n'), /OP2  2026-01-15  different: agent_name/);
+      assert.match(o.lines.join('\n'), /Outcome: differs/);
+      assert.equal(fetch.callCount, 0);
+    });
+
+    it('--repair POSTs exactly the differing IDs to publishOps with the caller\'s token', async () => {
+      const fetch = sinon.stub(globalThis, 'fetch').resolves(new Response(JSON.stringify({ status: 'sealed', batchId: '20260115T103000Z-bbbbbb', idCount: 2 }), { status: 200 }));
+      const { o } = auditOn([summary, drill, []]);
+      assert.equal(await auditCommand({ ...o, from: '2026-01-15', to: '2026-01-15', repair: true, json: false }), 0, o.lines.join('\n'));
+      assert.equal(fetch.callCount, 1);
+      assert.deepEqual(fetch.firstCall.args, [URL, { method: 'POST', headers: { authorization: 'Bearer adc-token', 'content-type': 'application/json' }, body: JSON.stringify({ ids: ['OP1', 'OP2'] }) }]);
+      assert.match(o.lines.join('\n'), /repair: replay ok: publishOps sealed replay batch 20260115T103000Z-bbbbbb \(2 IDs\)/);
+    });
+
+    it('--repair without PUBLISH_OPS_URL: exit 2 saying where to find it, nothing queried', async () => {
+      const env = { ...GCP, PUBLISH_OPS_URL: '' };
+      const { create, o } = auditOn([], env);
+      assert.equal(await auditCommand({ ...o, repair: true, json: false }), 2);
+      assert.match(o.lines.join('\n'), /set PUBLISH_OPS_URL/);
+      assert.equal(create.callCount, 0);
     });
   });
 });

@@ -9,6 +9,8 @@ export interface ChainDependencies {
   publisher: Publisher;
   launcher: JobLauncher;
   clock: Clock;
+  /** The lease's clock when `clock` is simulated (the local stack's `--now`): leases expire in real time. */
+  leaseClock?: Clock;
   logger: Logger;
   /** Suffix of new batch IDs; random unless a test fixes it. */
   batchSuffix?: () => string;

@@ -5,10 +5,13 @@ import { pipelineFilePath } from '../pipeline/file';
 import { localReplayer } from '../local/replayer';
 import { StackClock } from '../local/stack';
 import type { ObjectStore } from '../ports';
-import { openSession, startStack, type SessionOptions } from './session';
+import { composeGoogleCloud } from '../gcp/compose';
+import { defaultIdentityTokens, operatorReplayer } from '../gcp/operator';
+import { JsonLogger } from '../logger';
+import type { OperationOptions } from './operations';
+import { openSession, startStack } from './session';
 
-export interface AuditOptions extends SessionOptions {
-  now?: Date;
+export interface AuditOptions extends OperationOptions {
   /** First creation day, YYYY-MM-DD. */
   from?: string;
   /** Last creation day, YYYY-MM-DD (included). */
@@ -32,25 +35,42 @@ export async function auditCommand(options: AuditOptions): Promise<number> {
     options.out(`consolidate: ${errorMessage(error)}`);
     return 2;
   }
+  const request = { from: options.from, to: options.to, repair: options.repair };
+  const file = pipelineFilePath();
+  const pipeline = { text: readFileSync(file, 'utf8'), file };
+  if (options.config.backend === 'gcp') {
+    const url = options.tool.PUBLISH_OPS_URL;
+    if (options.repair && !url) {
+      options.out('consolidate: audit --repair on Google Cloud replays through publishOps: set PUBLISH_OPS_URL (`terraform output -raw publish_ops_uri`) in the environment or the profile.');
+      return 2;
+    }
+    const logger = new JsonLogger((line) => options.verbose && process.stderr.write(`${line}\n`), 'DEBUG');
+    const chain = options.composeGcp ? options.composeGcp(options.config) : composeGoogleCloud(options.config, logger);
+    const replayer = url ? operatorReplayer(url, (options.identityTokens ?? defaultIdentityTokens)()) : undefined;
+    return report(options, () => runAudit({ ...chain, pipeline, replayer }, request));
+  }
   const clock = new StackClock();
   clock.set(options.now);
   const session = openSession(options);
   const stack = await startStack(session, options, clock);
   if (!stack) return 1;
   try {
-    const file = pipelineFilePath();
-    const report = await runAudit(
-      { ...stack.deps, pipeline: { text: readFileSync(file, 'utf8'), file }, replayer: localReplayer(stack, options.pubsubEmulator ? 20_000 : 2_000) },
-      { from: options.from, to: options.to, repair: options.repair },
-    );
-    if (options.json) options.out(JSON.stringify(report, null, 2));
-    else for (const line of formatAudit(report)) options.out(line);
-    return report.outcome === 'differs' || report.outcome === 'repair-failed' ? 1 : 0;
+    return await report(options, () => runAudit({ ...stack.deps, pipeline, replayer: localReplayer(stack, options.pubsubEmulator ? 20_000 : 2_000) }, request));
+  } finally {
+    await stack.stop();
+  }
+}
+
+/** Runs the audit and prints its report; the exit code says whether differences are left. */
+async function report(options: AuditOptions, audit: () => Promise<AuditReport>): Promise<number> {
+  try {
+    const result = await audit();
+    if (options.json) options.out(JSON.stringify(result, null, 2));
+    else for (const line of formatAudit(result)) options.out(line);
+    return result.outcome === 'differs' || result.outcome === 'repair-failed' ? 1 : 0;
   } catch (error) {
     options.out(`consolidate: ${errorMessage(error)}`);
     return error instanceof BadRequestError ? 2 : 1;
-  } finally {
-    await stack.stop();
   }
 }
 

@@ -1,135 +1,86 @@
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { reconcileUnderLease, type ReconcileAction } from '../../functions/reconciler';
-import { BatchStore, DamagedStateError, paths, type BatchState, type Manifest } from '../batch';
-import { ConflictError, errorMessage } from '../errors';
-import { readLease, leaseActive } from '../lease';
+import type { ChainDependencies } from '../../functions/dependencies';
+import { BatchStore, DamagedStateError } from '../batch';
+import type { Config } from '../config';
+import { errorMessage } from '../errors';
+import { composeGoogleCloud } from '../gcp/compose';
+import { callPublishOps, defaultIdentityTokens, stateBucketStore, type IdentityTokens } from '../gcp/operator';
+import { JsonLogger } from '../logger';
 import { runCycle } from '../local/cycle';
 import { FolderObjectStore } from '../local/folder-store';
 import { StackClock, type LocalStack } from '../local/stack';
-import type { ObjectStore } from '../ports';
-import { formatRejectCounts } from '../rejects';
-import { lastAuditLine } from './audit';
+import { CliError, EXIT } from './exit';
 import { formatCycle } from './report';
-import { openSession, startStack, type SessionOptions } from './session';
+import { announceLeaseTakeover, openSession, startStack, warehouseOf, type SessionOptions } from './session';
+import { checkOwner, folderNow, readOwner, recordRunClock, requireStateFolder } from './state-folder';
+import { formatStatus, readStatus, statusExitCode, type StatusReport } from './status';
+
+/**
+ * The operator's commands (status, reconcile, replay) on either backend: the local stack, or a
+ * deployed chain through the same Google Cloud adapters as the functions.
+ */
 
 export interface OperationOptions extends SessionOptions {
   /** The clock of the command (`--now`); the real time otherwise. */
   now?: Date;
+  /** The tool's own variables (PUBLISH_OPS_URL, ...). */
+  tool: Partial<Record<string, string>>;
+  /** How a Google Cloud replay gets the caller's identity token (tests inject it). */
+  identityTokens?: () => IdentityTokens;
+  /** How the Google Cloud composition is built (tests inject stubbed clients). */
+  composeGcp?: (config: Config) => ChainDependencies;
 }
 
-/** A duration as an operator reads it: 45s, 12m, 3h 5m, 2d 4h. */
-export function age(ms: number): string {
-  const s = Math.max(0, Math.round(ms / 1000));
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m`;
-  if (s < 86_400) return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
-  return `${Math.floor(s / 86_400)}d ${Math.floor((s % 86_400) / 3600)}h`;
-}
-
-interface BatchRow {
-  state: BatchState;
-  manifest: Manifest | null;
-  open: boolean;
-}
-
-/** Why a batch needs a look, or undefined when it is fine. */
-export function stuckReason(row: BatchRow, now: Date, stuckAfterMs: number): string | undefined {
-  const { state } = row;
-  if (state.status === 'MERGED') return undefined;
-  if (state.status === 'FAILED' && state.final) return state.supersededBy ? undefined : `FAILED for good: ${state.reason ?? 'unknown reason'}`;
-  const idle = now.getTime() - Date.parse(state.updatedAt);
-  return idle >= stuckAfterMs ? `STUCK: ${state.status} for ${age(idle)} (STUCK_AFTER ${age(stuckAfterMs)})` : undefined;
-}
-
-/** `consolidate status`: the watermark, the lease and the recent batches, with the stuck ones flagged. */
-export async function statusCommand(options: OperationOptions & { limit: number }): Promise<number> {
-  const { config, out } = options;
-  const session = openSession(options);
-  const store: ObjectStore = new FolderObjectStore(join(session.stateDir, 'bucket'));
-  const now = options.now ?? new Date();
-  const watermark = await store.read(config.watermarkObject);
-  out(`State      ${join(session.stateDir, 'bucket')}`);
-  out(`Watermark  ${watermark ? watermark.data.trim() : `none yet (the first run starts at ${config.initialWatermark.toISOString()})`}`);
-  const lease = await readLease({ store, object: config.leaseObject });
-  if (!lease) out('Lease      free (never taken)');
-  else if (leaseActive(lease, now)) out(`Lease      HELD by ${lease.holder} since ${lease.acquiredAt}, expires ${lease.expiresAt}`);
-  else out(`Lease      free (last: ${lease.holder}, ${lease.releasedAt ? `released ${lease.releasedAt}` : `expired ${lease.expiresAt}`})`);
-  out(`Audit      ${(await lastAuditLine(store)) ?? 'never run (`consolidate audit`)'}`);
-
-  const batches = new BatchStore(store);
-  const ids = [...new Set((await store.list('batches/')).filter((p) => p.endsWith('/state.json')).map((p) => p.split('/')[1]))].sort().reverse();
-  const open = new Set(await store.list(paths.openBatches));
-  const rows: BatchRow[] = [];
-  const damaged: DamagedStateError[] = [];
-  for (const batchId of ids.slice(0, options.limit)) {
-    const state = await batches.readState(batchId).then(
-      (read) => read?.state,
-      (error: unknown) => {
-        if (!(error instanceof DamagedStateError)) throw error;
-        damaged.push(error);
-        return undefined;
-      },
-    );
-    if (state) rows.push({ state, manifest: await batches.readManifest(batchId).catch(() => null), open: open.has(paths.open(batchId)) });
+/** `consolidate status`: reads, never writes (nor creates the state folder). */
+export async function statusReport(options: OperationOptions & { limit: number }): Promise<StatusReport> {
+  const { config } = options;
+  if (config.backend === 'gcp') {
+    const store = options.composeGcp?.(config).store ?? stateBucketStore(config);
+    return readStatus({ store, where: `gs://${config.stateBucket}`, config, now: options.now ?? new Date(), simulated: false, limit: options.limit, localHolders: false });
   }
-  for (const error of damaged) out(`DAMAGED    ${error.message}`);
-  const flagged = rows.filter((r) => stuckReason(r, now, config.stuckAfterMs));
-  out(`Batches    ${ids.length} in all, ${open.size} open; the newest ${rows.length}${flagged.length ? `; ${flagged.length} need a look` : ''}:`);
-  const quarantined: Record<string, number> = {};
-  for (const row of rows) for (const [reason, n] of Object.entries(row.manifest?.rejected ?? {})) quarantined[reason] = (quarantined[reason] ?? 0) + n;
-  out(`Quarantine rows the newest ${rows.length} batch(es) set aside: ${formatRejectCounts(quarantined)}${Object.keys(quarantined).length ? ' (`consolidate rejects` lists them)' : ''}`);
-  if (rows.length === 0) return damaged.length > 0 ? 1 : 0;
-  const table = [['batch', 'state', 'att', 'job', 'IDs', 'ins', 'upd', 'same', 'quar', 'age', ''] as string[]];
-  for (const row of rows) {
-    const { state, manifest } = row;
-    const merge = state.merge;
-    const kind = manifest?.replay ? ` replay` : '';
-    table.push([
-      state.batchId,
-      `${state.status}${state.status === 'FAILED' && state.final ? (state.supersededBy ? ' (superseded)' : ' (final)') : ''}${kind}`,
-      String(state.attempt),
-      state.jobName ? `${state.jobName.replace(/^consolidation-/, '')}${state.jobState ? ` ${state.jobState.replace('JOB_STATE_', '')}` : ''}` : '-',
-      String(manifest?.idCount ?? '-'),
-      merge ? String(merge.inserted) : '-',
-      merge ? String(merge.updated) : '-',
-      merge ? String(merge.unchanged) : '-',
-      manifest ? String(Object.values(manifest.rejected).reduce((a, b) => a + b, 0)) : '-',
-      age(now.getTime() - Date.parse(state.updatedAt)),
-      stuckReason(row, now, config.stuckAfterMs) ?? '',
-    ]);
-  }
-  const widths = table[0].map((_, i) => Math.max(...table.map((r) => r[i].length)));
-  for (const row of table) out(`  ${row.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd()}`);
-  for (const row of flagged) {
-    if (row.state.status === 'FAILED' && row.manifest && !row.manifest.replay) {
-      out(`  → ${row.state.batchId}: fix the cause, then \`consolidate replay --from ${row.manifest.window.from} --to ${row.manifest.window.to}\``);
-    } else if (row.state.status !== 'FAILED') {
-      out(`  → ${row.state.batchId}: \`consolidate reconcile\` repairs it (also done at the start of every run)`);
-    }
-  }
-  // 1: a batch is stuck or damaged (the reconciler repairs it); 4: one ended FAILED for good (replay it).
-  if (damaged.length > 0 || flagged.some((r) => r.state.status !== 'FAILED')) return 1;
-  return flagged.length > 0 ? 4 : 0;
+  const stateDir = resolve(config.stateDir);
+  requireStateFolder(stateDir);
+  if (config.warehouseFile) checkOwner(stateDir, warehouseOf(config).warehouseFile);
+  const clock = options.now ? { now: options.now, simulated: false } : folderNow(readOwner(stateDir));
+  const bucket = join(stateDir, 'bucket');
+  return readStatus({ store: new FolderObjectStore(bucket), where: bucket, config, now: clock.now, simulated: clock.simulated, limit: options.limit, localHolders: true });
+}
+
+export async function statusCommand(options: OperationOptions & { limit: number; json: boolean }): Promise<{ code: number; report: StatusReport }> {
+  const report = await statusReport(options);
+  if (!options.json) for (const line of formatStatus(report)) options.out(line);
+  return { code: statusExitCode(report), report };
 }
 
 function describeAction(action: ReconcileAction): string {
   return `  ${action.batchId}  ${action.action.padEnd(16)} ${action.detail}`;
 }
 
-/** `consolidate reconcile`: the reconciler on its own, under the lease, then waits for what it set moving. */
+const troubled = (actions: ReconcileAction[]) => actions.some((a) => a.action === 'error' || a.action === 'gave-up');
+
+/** `consolidate reconcile`: the reconciler on its own, under the lease; locally it waits for what it set moving. */
 export async function reconcileCommand(options: OperationOptions): Promise<number> {
-  return withStack(options, async (stack) => {
-    let actions: ReconcileAction[];
+  const run = async (deps: ChainDependencies): Promise<ReconcileAction[]> => {
     try {
-      actions = await reconcileUnderLease(stack.deps);
+      return await reconcileUnderLease(deps);
     } catch (error) {
-      options.out(`consolidate: ${errorMessage(error)}`);
-      return error instanceof ConflictError ? 3 : 1;
+      throw new CliError(errorMessage(error), EXIT.failed);
     }
+  };
+  if (options.config.backend === 'gcp') {
+    const deps = gcpDependencies(options);
+    const actions = await run(deps);
+    options.out(actions.length === 0 ? 'Reconciler: no open batch; nothing to repair.' : `Reconciler: ${actions.length} open batch(es):`);
+    for (const action of actions) options.out(describeAction(action));
+    if (actions.some((a) => a.action !== 'waiting' && a.action !== 'closed')) options.out('The repairs go on in the deployed chain; `consolidate status --backend gcp` follows them.');
+    return troubled(actions) ? EXIT.failed : EXIT.ok;
+  }
+  return withStack(options, async (stack) => {
+    const actions = await run(stack.deps);
     await stack.settle();
-    if (actions.length === 0) options.out('Reconciler: no open batch; nothing to repair.');
-    else options.out(`Reconciler: ${actions.length} open batch(es):`);
+    options.out(actions.length === 0 ? 'Reconciler: no open batch; nothing to repair.' : `Reconciler: ${actions.length} open batch(es):`);
     for (const action of actions) options.out(describeAction(action));
     const batches = new BatchStore(stack.store);
     for (const action of actions.filter((a) => a.action !== 'waiting' && a.action !== 'closed')) {
@@ -143,39 +94,82 @@ export async function reconcileCommand(options: OperationOptions): Promise<numbe
       );
       if (state) options.out(`  ${action.batchId}  now ${state.status}${state.merge ? ` (${state.merge.inserted} inserted, ${state.merge.updated} updated)` : ''}`);
     }
-    return actions.some((a) => a.action === 'error' || a.action === 'gave-up') ? 1 : 0;
+    return troubled(actions) ? EXIT.failed : EXIT.ok;
   });
 }
 
 /** Reads an IDs file: one operation ID per line; blank lines and lines starting with # are skipped. */
 export function readIdsFile(file: string): string[] {
-  return readFileSync(file, 'utf8')
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new CliError(`--ids-file ${file}: ${errorMessage(error)}`);
+  }
+  const ids = text
     .split(/\r?\n/)
     .map((line) => line.trim())
     .filter((line) => line !== '' && !line.startsWith('#'));
+  if (ids.length === 0) throw new CliError(`--ids-file ${file}: no operation ID in it (one a line)`);
+  return ids;
 }
 
-/** `consolidate replay`: one replay through the whole chain, followed to its MERGE. */
-export async function replayCommand(options: OperationOptions & { body: { from: string; to: string } | { ids: string[] } }): Promise<number> {
+export type ReplayBody = { from: string; to: string } | { ids: string[] };
+
+/** A refusal of publishOps (400: the request; 409: the lease) as the operator should read it. */
+function refusal(status: number, message: string): CliError {
+  if (status === 400) return new CliError(`replay refused: ${message}`, EXIT.usage);
+  if (status === 409) return new CliError(`replay not started: ${message}. Run it again once that run has finished.`, EXIT.failed);
+  return new CliError(`replay failed: ${message}`, EXIT.failed);
+}
+
+/**
+ * `consolidate replay`. Locally: one replay through the whole chain, followed to its MERGE. On
+ * Google Cloud: a POST to the deployed publishOps with the caller's identity token (see the README).
+ */
+export async function replayCommand(options: OperationOptions & { body: ReplayBody }): Promise<number> {
+  if (options.config.backend === 'gcp') {
+    const url = options.tool.PUBLISH_OPS_URL;
+    if (!url) throw new CliError('replay on Google Cloud calls publishOps: set PUBLISH_OPS_URL (`terraform output -raw publish_ops_uri`) in the environment or the profile.');
+    const answer = await callPublishOps(url, options.body, (options.identityTokens ?? defaultIdentityTokens)());
+    if (answer.status !== 200) throw refusal(answer.status, String(answer.body.error ?? `HTTP ${answer.status}`));
+    const body = answer.body as { status?: string; batchId?: string; idCount?: number; replay?: string };
+    if (body.replay) options.out(`Replay of the ${body.replay} (as of the watermark; the watermark is not moved)`);
+    options.out(body.status === 'sealed' ? `replay: batch ${body.batchId} · ${body.idCount} IDs sealed; the deployed chain takes it from here (\`consolidate status --backend gcp\`)` : 'replay: no operation to replay');
+    return EXIT.ok;
+  }
   return withStack(options, async (stack) => {
     const report = await runCycle(stack, { body: options.body, quietMs: options.pubsubEmulator ? 20_000 : 2_000 });
+    if (report.httpStatus && report.httpStatus !== 200) throw refusal(report.httpStatus, report.error ?? 'no message');
     if (report.replay) options.out(`Replay of the ${report.replay} (as of the watermark; the watermark is not moved)`);
     for (const action of (report.reconciled ?? []).filter((a) => a.action !== 'waiting' && a.action !== 'closed')) options.out(`reconciler:${describeAction(action)}`);
     if (report.outcome === 'empty') options.out('replay: no operation to replay');
     else for (const line of formatCycle(1, report)) options.out(line.replace(/^cycle 1/, 'replay'));
-    return report.ok ? 0 : 1;
+    return report.ok ? EXIT.ok : EXIT.failed;
   });
 }
 
-/** Starts the local stack with the command's clock, runs `work` on it, stops it; 1 when it cannot start. */
+function gcpDependencies(options: OperationOptions): ChainDependencies {
+  if (options.composeGcp) return options.composeGcp(options.config);
+  const logger = new JsonLogger((line) => options.verbose && process.stderr.write(`${line}\n`), 'DEBUG');
+  return composeGoogleCloud(options.config, logger);
+}
+
+/** Starts the local stack with the command's clock, runs `work` on it, stops it. */
 async function withStack(options: OperationOptions, work: (stack: LocalStack) => Promise<number>): Promise<number> {
+  const session = openSession(options);
+  // Without --now, a folder whose runs were simulated stays in its clock, so its batches' times agree.
+  const folder = folderNow(readOwner(session.stateDir));
+  const now = options.now ?? (folder.simulated ? folder.now : undefined);
   const clock = new StackClock();
-  clock.set(options.now);
-  const stack = await startStack(openSession(options), options, clock);
-  if (!stack) return 1;
+  clock.set(now);
+  await announceLeaseTakeover(session, options.config, options.out);
+  const stack = await startStack(session, options, clock);
   try {
     return await work(stack);
   } finally {
     await stack.stop();
+    recordRunClock(session.stateDir, now);
   }
 }
+

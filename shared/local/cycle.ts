@@ -42,6 +42,8 @@ export interface CycleReport {
   refused?: number;
   /** For a replay: what was replayed. */
   replay?: string;
+  /** publishOps' HTTP status. */
+  httpStatus?: number;
   /** Set when MAX_WINDOW cut the window short: how far behind the run still is. */
   catchUp?: CatchUp;
 }
@@ -112,7 +114,7 @@ export async function runCycle(stack: LocalStack, options: CycleOptions = {}): P
     const answer = answers.find((a) => a.status === 200) ?? answers.find((a) => a.status !== 409) ?? answers[0];
     const body = answer.body;
     if (answer.status !== 200) {
-      return { ok: false, outcome: 'failed', error: `publishOps answered ${answer.status}: ${body.error ?? 'no message'}`, idCount: 0, chunkCount: 0, deadLetters: stack.deadLetterCount() - deadLettersBefore, refused };
+      return { ok: false, outcome: 'failed', error: body.error ?? `publishOps answered ${answer.status}`, httpStatus: answer.status, idCount: 0, chunkCount: 0, deadLetters: stack.deadLetterCount() - deadLettersBefore, refused: answers.length > 1 ? refused : 0 };
     }
     const reconciled = body.reconciled;
     const replay = 'replay' in body ? body.replay : undefined;

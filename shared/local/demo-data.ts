@@ -599,7 +599,12 @@ function validateDemoOptions(options: DemoOptions): void {
  * Creates the source tables (schema `main`) and the holding tables (schema `demo_arrivals`) and
  * fills them with `options.operations` operations. Refuses tables that already hold rows.
  */
-export async function seedDemoWarehouse(connection: DuckDBConnection, options: DemoOptions): Promise<DemoSummary> {
+export async function seedDemoWarehouse(
+  connection: DuckDBConnection,
+  options: DemoOptions,
+  /** Called every 10,000 operations generated, then once before the rows are written. */
+  onProgress?: (progress: { generated: number; total: number; writing: boolean }) => void,
+): Promise<DemoSummary> {
   validateDemoOptions(options);
   await createTables(connection);
   const existing = await connection.runAndReadAll(
@@ -616,7 +621,11 @@ export async function seedDemoWarehouse(connection: DuckDBConnection, options: D
 
   const writer = await StagedWriter.open(connection);
   const sink = new SeedSink(rng, writer, end);
-  for (let n = 1; n <= options.operations; n++) generateOperation(rng, n, agentCodes, start, end, sink);
+  for (let n = 1; n <= options.operations; n++) {
+    generateOperation(rng, n, agentCodes, start, end, sink);
+    if (n % 10_000 === 0) onProgress?.({ generated: n, total: options.operations, writing: false });
+  }
+  onProgress?.({ generated: options.operations, total: options.operations, writing: true });
 
   await appendReferenceRows(connection, 'services', SERVICES.map((s) => ({ service_id: s.id, service_name: s.name, category: s.category })));
   await appendReferenceRows(connection, 'agents', agents);

@@ -127,6 +127,7 @@ export class LocalStack {
       }),
       launcher: faults.launcher(runner),
       clock,
+      leaseClock: { now: () => new Date() },
       logger,
     };
     registerFunctions(buildHandlers(deps));

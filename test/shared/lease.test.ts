@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { ConflictError } from '../../shared/errors';
-import { acquireLease, leaseActive, leaseOptionsOf, readLease, releaseLease, type LeaseOptions, type LeaseRecord } from '../../shared/lease';
+import { spawn } from 'node:child_process';
+import { hostname } from 'node:os';
+import { acquireLease, leaseActive, leaseOptionsOf, leaseStanding, readLease, releaseLease, type LeaseOptions, type LeaseRecord } from '../../shared/lease';
 import { FixedClock, MemoryLogger, MemoryObjectStore, makeFakes } from '../support/fakes';
 
 const OBJECT = 'lease.json';
@@ -34,7 +36,7 @@ describe('the extraction lease', () => {
     const { store, options } = setup();
     const lease = await acquireLease(options, 'publishOps');
     assert.match(lease.record.holder, /^publishOps-2026-01-15T10:22:00\.000Z-[0-9a-f]{6}$/);
-    assert.deepEqual({ ...lease.record, holder: 'x' }, { holder: 'x', purpose: 'publishOps', acquiredAt: NOW, expiresAt: '2026-01-15T10:32:00.000Z' });
+    assert.deepEqual({ ...lease.record, holder: 'x' }, { holder: 'x', purpose: 'publishOps', acquiredAt: NOW, expiresAt: '2026-01-15T10:32:00.000Z', host: hostname(), pid: process.pid });
     assert.deepEqual(store.getJson(OBJECT), lease.record, 'the bucket holds what the holder believes');
     assert.equal(lease.generation, store.generationOf(OBJECT));
     assert.deepEqual(store.calls.filter((c) => c.operation === 'create').map((c) => [c.path, c.result]), [[OBJECT, true]]);
@@ -47,6 +49,50 @@ describe('the extraction lease', () => {
     assert.equal(options.durationMs, 180_000);
     assert.equal(options.store, f.store);
     assert.equal(options.clock, f.clock);
+    assert.equal(options.localHolders, true, 'the local backend probes local holders');
+  });
+
+  it('a composition root that gives a wall clock (the local stack under --now) stamps the lease with it; Google Cloud probes no process', () => {
+    const f = makeFakes({ CONSOLIDATION_BACKEND: 'gcp', GCP_PROJECT: 'my-project', STATE_BUCKET: 'my-bucket', INITIAL_WATERMARK: 'beginning' });
+    const wall = new FixedClock('2026-12-01T22:00:00.000Z');
+    const options = leaseOptionsOf({ ...f.deps, leaseClock: wall });
+    assert.equal(options.clock, wall);
+    assert.equal(options.localHolders, false);
+  });
+
+  describe('a holder that is a process of this host (the local stack)', () => {
+    const deadPid = () =>
+      new Promise<number>((done) => {
+        const child = spawn(process.execPath, ['-e', '0']);
+        child.on('close', () => done(child.pid!));
+      });
+    const cases: { name: string; holder: () => Promise<Partial<LeaseRecord>>; localHolders: boolean; takenOver: boolean }[] = [
+      { name: 'its process is gone -> taken over at once, before its expiry, and said', holder: async () => ({ host: hostname(), pid: await deadPid() }), localHolders: true, takenOver: true },
+      { name: 'its process runs -> refused', holder: async () => ({ host: hostname(), pid: process.pid }), localHolders: true, takenOver: false },
+      { name: 'another host\'s process (cannot be probed) -> refused', holder: async () => ({ host: `not-${hostname()}`, pid: await deadPid() }), localHolders: true, takenOver: false },
+      { name: 'no process recorded (an older lease) -> refused', holder: async () => ({}), localHolders: true, takenOver: false },
+      { name: 'on Google Cloud (no probing) -> refused', holder: async () => ({ host: hostname(), pid: await deadPid() }), localHolders: false, takenOver: false },
+    ];
+    for (const c of cases) {
+      it(c.name, async () => {
+        const { store, logger, options } = setup();
+        const theirs = otherHolder('2026-01-15T10:30:00.000Z', await c.holder());
+        store.put(OBJECT, JSON.stringify(theirs));
+        const attempt = acquireLease({ ...options, localHolders: c.localHolders, logger }, 'publishOps');
+        if (!c.takenOver) {
+          const error = await conflictOf(attempt);
+          assert.match(error.message, /^Another run holds the lease: publishOps-2026-01-15T10:15:00\.000Z-0a0b0c \(publishOps/);
+          assert.equal(leaseStanding(theirs, new Date(NOW), c.localHolders), 'held');
+          return;
+        }
+        assert.equal(leaseStanding(theirs, new Date(NOW), true), 'holder-gone');
+        const lease = await attempt;
+        assert.deepEqual(lease.tookOverFrom, theirs);
+        assert.equal(store.getJson<LeaseRecord>(OBJECT)?.pid, process.pid);
+        assert.equal(logger.at('WARNING').length, 1);
+        assert.match(logger.at('WARNING')[0].message, new RegExp(`^Took over the lease of publishOps-2026-01-15T10:15:00\\.000Z-0a0b0c \\(publishOps, process ${theirs.pid} on ${hostname()}\\): that process is no longer running$`));
+      });
+    }
   });
 
   describe('a lease held by another run -> 409 naming the holder and the expiry, the lease untouched', () => {

@@ -6,7 +6,7 @@ import type { Row } from '../ports';
 import { REJECT_REASONS, formatRejectCounts } from '../rejects';
 import { duckdbDialect } from '../sql/dialect';
 import { listQuarantine, quarantineCounts } from '../sql/statements';
-import { openSession, type SessionOptions } from './session';
+import { openSession, warehouseOf, type SessionOptions } from './session';
 
 export interface RejectsOptions extends SessionOptions {
   /** Only rows quarantined for this reason. */
@@ -37,11 +37,12 @@ export async function rejectsCommand(options: RejectsOptions): Promise<number> {
     out(`consolidate rejects: --limit must be a whole number of at least 1`);
     return 2;
   }
-  const session = openSession(options);
-  if (!existsSync(session.warehouseFile)) {
-    out(`consolidate rejects: no warehouse at ${session.warehouseFile}${session.demoWarehouse ? ' yet; `consolidate run` creates it' : ''}`);
+  const { warehouseFile, demoWarehouse } = warehouseOf(config);
+  if (!existsSync(warehouseFile)) {
+    out(`consolidate rejects: no warehouse at ${warehouseFile}${demoWarehouse ? ' yet; `consolidate run` creates it' : ''}`);
     return 1;
   }
+  const session = openSession(options);
   const table = config.tables.quarantine;
   const name = `${table.dataset}.${table.table}`;
   let warehouse: DuckDbWarehouse | undefined;

@@ -16,7 +16,7 @@ describe('consolidate rejects', function () {
   let dir: string;
   let file: string;
   let batchId: string;
-  const config = () => loadConfig({ STATE_DIR: join(dir, 'state') });
+  const config = (warehouseFile = file) => loadConfig({ STATE_DIR: join(dir, 'state'), WAREHOUSE_FILE: warehouseFile });
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'rejects-'));
@@ -47,7 +47,7 @@ describe('consolidate rejects', function () {
 
   async function rejects(options: Partial<RejectsOptions>): Promise<{ code: number; lines: string[] }> {
     const lines: string[] = [];
-    const code = await rejectsCommand({ config: config(), warehouse: file, pubsubEmulator: false, verbose: false, out: (l) => lines.push(l), limit: 100, json: false, ...options });
+    const code = await rejectsCommand({ config: config(), pubsubEmulator: false, verbose: false, out: (l) => lines.push(l), limit: 100, json: false, ...options });
     return { code, lines };
   }
 
@@ -80,7 +80,7 @@ describe('consolidate rejects', function () {
 
   it('a missing warehouse -> exit code 1 with the path', async () => {
     const lines: string[] = [];
-    const code = await rejectsCommand({ config: config(), warehouse: join(dir, 'none.duckdb'), pubsubEmulator: false, verbose: false, out: (l) => lines.push(l), limit: 10, json: false });
+    const code = await rejectsCommand({ config: config(join(dir, 'none.duckdb')), pubsubEmulator: false, verbose: false, out: (l) => lines.push(l), limit: 10, json: false });
     assert.equal(code, 1);
     assert.match(lines[0], /no warehouse at .*none\.duckdb/);
   });

@@ -31,7 +31,7 @@ describe('consolidate status: quarantine counts, damaged states and exit codes',
 
   async function status(): Promise<{ code: number; text: string }> {
     const lines: string[] = [];
-    const code = await statusCommand({ config: loadConfig({ STATE_DIR: dir }), pubsubEmulator: false, verbose: false, out: (l) => lines.push(l), now: NOW, limit: 10 });
+    const { code } = await statusCommand({ config: loadConfig({ STATE_DIR: dir }), pubsubEmulator: false, verbose: false, out: (l) => lines.push(l), now: NOW, limit: 10, json: false, tool: {} });
     return { code, text: lines.join('\n') };
   }
 
@@ -58,10 +58,10 @@ describe('consolidate status: quarantine counts, damaged states and exit codes',
     assert.match(text, /^DAMAGED +batches\/20260115T104000Z-cccccc\/state\.json is damaged: not a valid batch state .*`consolidate reconcile` repairs it/m);
   });
 
-  it('a batch FAILED for good (not superseded) -> exit 4 and its replay; a superseded one -> 0', async () => {
+  it('a batch FAILED for good (not superseded) -> exit 1 (it needs a person) and its replay; a superseded one -> 0', async () => {
     await batch('20260115T102000Z-aaaaaa', { status: 'FAILED', final: true, reason: 'chunk(s) 1 never arrived; its window was already re-read 3 time(s) (MAX_ATTEMPTS 3): given up' });
     const failed = await status();
-    assert.equal(failed.code, 4, failed.text);
+    assert.equal(failed.code, 1, failed.text);
     assert.match(failed.text, /FAILED for good: chunk\(s\) 1 never arrived/);
     assert.match(failed.text, /consolidate replay --from 2026-01-15T09:45:00\.000Z --to 2026-01-15T10:20:00\.000Z/);
     await store.delete(paths.state('20260115T102000Z-aaaaaa'));

@@ -10,6 +10,7 @@ import { CliError } from '../../shared/cli/exit';
 import { BigQueryWarehouse } from '../../shared/gcp/bigquery-warehouse';
 import { reconcileCommand, replayCommand, statusCommand, type OperationOptions } from '../../shared/cli/operations';
 import { resolveSettings } from '../../shared/cli/settings';
+import { loadSchema } from '../../shared/schema';
 import { makeFakes, seedBatch, TEST_BATCH_ID } from '../support/fakes';
 
 /**
@@ -166,6 +167,8 @@ describe('consolidate on Google Cloud', () => {
         create.onCall(i).resolves([job, {}] as never);
       });
       sinon.stub(Table.prototype, 'exists').resolves([true] as never);
+      // ensureTable of an existing table reads its schema (to add missing columns): the audit table has them all.
+      sinon.stub(Table.prototype, 'getMetadata').resolves([{ schema: { fields: loadSchema('consolidation_audit') } }] as never);
       const warehouse = new BigQueryWarehouse({ bigquery, storage: new Storage({ projectId: 'my-project' }), project: 'my-project', location: 'EU', pollIntervalMs: 0 });
       const t = tokens('works');
       const o = options(env, { composeGcp: () => ({ ...f.deps, warehouse }), identityTokens: () => t, ...extra });

@@ -274,5 +274,41 @@ const audit: CommandSpec = {
   },
 };
 
+const rejects: CommandSpec = {
+  name: 'rejects',
+  summary: 'list the quarantined source rows (those that cannot be consolidated) and their counts per reason',
+  declare(command) {
+    command.description(
+      'Lists the quarantine table of the local warehouse, newest first, with the count per reason: every source row that cannot ' +
+        'be consolidated (blank ID, missing or out-of-range timestamp, ...), the batch that first saw it and its ID as stored.',
+    );
+    command
+      .option('--reason <reason>', 'only this reason, e.g. MISSING_OPERATION_ID')
+      .option('--batch <id>', 'only the rows first quarantined by this batch')
+      .option('--limit <n>', 'most rows listed (the counts cover every row)', positiveIntArg, 100);
+    connectionOptions(command);
+    jsonOption(command);
+    examples(command, ['consolidate rejects', 'consolidate rejects --reason MISSING_CREATED_AT --json']);
+  },
+  async run(flags, io) {
+    const options = operationOptions(flags, io);
+    localOnly(options, 'rejects', 'on Google Cloud, query the quarantine table (`SELECT * FROM consolidated_dataset.quarantine`).');
+    const { rejectsCommand } = require('./rejects') as typeof import('./rejects');
+    const json = flags.json === true;
+    const lines: string[] = [];
+    const code = await rejectsCommand({ ...options, out: json ? (line) => lines.push(line) : io.out, reason: flags.reason as string | undefined, batchId: flags.batch as string | undefined, limit: flags.limit as number, json });
+    if (!json) return code;
+    let body: Record<string, unknown>;
+    try {
+      body = JSON.parse(lines.join('\n')) as Record<string, unknown>;
+    } catch {
+      for (const line of lines) io.err(line);
+      return code;
+    }
+    io.out(jsonDocument('rejects', code, body));
+    return code;
+  },
+};
+
 /** Every command, in the order `consolidate --help` lists them. */
-export const COMMANDS: CommandSpec[] = [run, status, reconcile, replay, audit, prune, sql];
+export const COMMANDS: CommandSpec[] = [run, status, reconcile, replay, audit, rejects, prune, sql];

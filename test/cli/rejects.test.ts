@@ -9,6 +9,7 @@ import { DuckDbWarehouse } from '../../shared/local/duckdb-warehouse';
 import { JsonLogger } from '../../shared/logger';
 import { LocalStack, StackClock } from '../../shared/local/stack';
 import { duckdbCreateTable, loadSchema } from '../../shared/schema';
+import { consolidate } from '../support/cli';
 
 /** A user's warehouse with good rows and one row of each of three reject classes, consolidated by one cycle. */
 describe('consolidate rejects', function () {
@@ -76,6 +77,19 @@ describe('consolidate rejects', function () {
     assert.equal(bad.code, 2);
     assert.match(bad.lines[0], /--reason "NOPE" is not a reason; the reasons are MISSING_OPERATION_ID, .*TRANSACTION_WITHOUT_UPDATED_AT$/);
     assert.equal((await rejects({ batchId: 'yesterday' })).code, 2);
+  });
+
+  it('through the command line: `consolidate rejects --reason ... --json` in the one JSON envelope; a bad reason exits 2', async () => {
+    const args = ['--warehouse', file, '--state-dir', join(dir, 'state')];
+    const ran = await consolidate(['rejects', '--reason', 'MISSING_CREATED_AT', '--json', ...args]);
+    assert.equal(ran.code, 0, ran.stderr);
+    const document = JSON.parse(ran.stdout);
+    assert.deepEqual([document.command, document.exitCode, document.total, document.counts, document.rows[0].operation_id], ['rejects', 0, 1, { MISSING_CREATED_AT: 1 }, 'OP3']);
+    const text = await consolidate(['rejects', ...args]);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /^Quarantine consolidated_dataset\.quarantine: 3 row\(s\)/);
+    const bad = await consolidate(['rejects', '--reason', 'NOPE', ...args]);
+    assert.equal(bad.code, 2);
   });
 
   it('a missing warehouse -> exit code 1 with the path', async () => {

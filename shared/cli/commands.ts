@@ -38,6 +38,25 @@ function localOnly(options: OperationOptions, command: string, instead: string):
   if (options.config.backend === 'gcp') throw new CliError(`\`${command}\` works on the local stack only; ${instead}`);
 }
 
+/**
+ * Runs a command that prints its own JSON body when asked (`json`), and prints that body in the
+ * one envelope; what is not JSON (a refusal) goes to stderr as it was.
+ */
+async function inEnvelope(name: string, json: boolean, io: Io, command: (out: (line: string) => void) => Promise<number>): Promise<number> {
+  const lines: string[] = [];
+  const code = await command(json ? (line) => lines.push(line) : io.out);
+  if (!json) return code;
+  let body: Record<string, unknown>;
+  try {
+    body = JSON.parse(lines.join('\n')) as Record<string, unknown>;
+  } catch {
+    for (const line of lines) io.err(line);
+    return code;
+  }
+  io.out(jsonDocument(name, code, body));
+  return code;
+}
+
 const run: CommandSpec = {
   name: 'run',
   summary: 'run the chain on the local stack (catch-up, one cycle, or every 20 minutes)',
@@ -259,18 +278,7 @@ const audit: CommandSpec = {
     const options = operationOptions(flags, io);
     const { auditCommand } = require('./audit') as typeof import('./audit');
     const json = flags.json === true;
-    const lines: string[] = [];
-    const code = await auditCommand({ ...options, out: json ? (line) => lines.push(line) : io.out, from: flags.from as string | undefined, to: flags.to as string | undefined, repair: flags.repair === true, json });
-    if (!json) return code;
-    let report: Record<string, unknown>;
-    try {
-      report = JSON.parse(lines.join('\n')) as Record<string, unknown>;
-    } catch {
-      for (const line of lines) io.err(line);
-      return code;
-    }
-    io.out(jsonDocument('audit', code, report));
-    return code;
+    return inEnvelope('audit', json, io, (out) => auditCommand({ ...options, out, from: flags.from as string | undefined, to: flags.to as string | undefined, repair: flags.repair === true, json }));
   },
 };
 
@@ -295,18 +303,7 @@ const rejects: CommandSpec = {
     localOnly(options, 'rejects', 'on Google Cloud, query the quarantine table (`SELECT * FROM consolidated_dataset.quarantine`).');
     const { rejectsCommand } = require('./rejects') as typeof import('./rejects');
     const json = flags.json === true;
-    const lines: string[] = [];
-    const code = await rejectsCommand({ ...options, out: json ? (line) => lines.push(line) : io.out, reason: flags.reason as string | undefined, batchId: flags.batch as string | undefined, limit: flags.limit as number, json });
-    if (!json) return code;
-    let body: Record<string, unknown>;
-    try {
-      body = JSON.parse(lines.join('\n')) as Record<string, unknown>;
-    } catch {
-      for (const line of lines) io.err(line);
-      return code;
-    }
-    io.out(jsonDocument('rejects', code, body));
-    return code;
+    return inEnvelope('rejects', json, io, (out) => rejectsCommand({ ...options, out, reason: flags.reason as string | undefined, batchId: flags.batch as string | undefined, limit: flags.limit as number, json }));
   },
 };
 

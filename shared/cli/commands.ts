@@ -287,8 +287,9 @@ const rejects: CommandSpec = {
   summary: 'list the quarantined source rows (those that cannot be consolidated) and their counts per reason',
   declare(command) {
     command.description(
-      'Lists the quarantine table of the local warehouse, newest first, with the count per reason: every source row that cannot ' +
-        'be consolidated (blank ID, missing or out-of-range timestamp, ...), the batch that first saw it and its ID as stored.',
+      'Lists the quarantine table, newest first, with the count per reason: every source row that cannot ' +
+        'be consolidated (blank ID, missing or out-of-range timestamp, ...), the batch that first saw it and its ID as stored. ' +
+        'Locally it reads the DuckDB warehouse; on Google Cloud the quarantine table in BigQuery, with your credentials.',
     );
     command
       .option('--reason <reason>', 'only this reason, e.g. MISSING_OPERATION_ID')
@@ -296,11 +297,10 @@ const rejects: CommandSpec = {
       .option('--limit <n>', 'most rows listed (the counts cover every row)', positiveIntArg, 100);
     connectionOptions(command);
     jsonOption(command);
-    examples(command, ['consolidate rejects', 'consolidate rejects --reason MISSING_CREATED_AT --json']);
+    examples(command, ['consolidate rejects', 'consolidate rejects --reason MISSING_CREATED_AT --json', 'consolidate rejects --backend gcp --profile prod --batch 20260115T102000Z-1a2b3c']);
   },
   async run(flags, io) {
     const options = operationOptions(flags, io);
-    localOnly(options, 'rejects', 'on Google Cloud, query the quarantine table (`SELECT * FROM consolidated_dataset.quarantine`).');
     const { rejectsCommand } = require('./rejects') as typeof import('./rejects');
     const json = flags.json === true;
     return inEnvelope('rejects', json, io, (out) => rejectsCommand({ ...options, out, reason: flags.reason as string | undefined, batchId: flags.batch as string | undefined, limit: flags.limit as number, json }));

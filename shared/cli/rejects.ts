@@ -1,14 +1,17 @@
 import { existsSync } from 'node:fs';
 import { BATCH_ID_PATTERN } from '../batch';
 import { errorMessage } from '../errors';
+import { composeGoogleCloud } from '../gcp/compose';
+import { JsonLogger } from '../logger';
 import { DuckDbWarehouse } from '../local/duckdb-warehouse';
-import type { Row } from '../ports';
+import type { Row, Warehouse } from '../ports';
 import { REJECT_REASONS, formatRejectCounts } from '../rejects';
-import { duckdbDialect } from '../sql/dialect';
+import { dialectOf } from '../sql/render';
 import { listQuarantine, quarantineCounts } from '../sql/statements';
-import { openSession, warehouseOf, type SessionOptions } from './session';
+import type { OperationOptions } from './operations';
+import { openSession, warehouseOf } from './session';
 
-export interface RejectsOptions extends SessionOptions {
+export interface RejectsOptions extends OperationOptions {
   /** Only rows quarantined for this reason. */
   reason?: string;
   /** Only rows first quarantined by this batch (run). */
@@ -37,27 +40,23 @@ export async function rejectsCommand(options: RejectsOptions): Promise<number> {
     out(`consolidate rejects: --limit must be a whole number of at least 1`);
     return 2;
   }
-  const { warehouseFile, demoWarehouse } = warehouseOf(config);
-  if (!existsSync(warehouseFile)) {
-    out(`consolidate rejects: no warehouse at ${warehouseFile}${demoWarehouse ? ' yet; `consolidate run` creates it' : ''}`);
-    return 1;
-  }
-  const session = openSession(options);
   const table = config.tables.quarantine;
   const name = `${table.dataset}.${table.table}`;
-  let warehouse: DuckDbWarehouse | undefined;
+  let opened: OpenedWarehouse | string | undefined;
   try {
-    warehouse = await DuckDbWarehouse.open(session.warehouseFile, { logger: session.logger });
-    const exists = await warehouse.query({
-      sql: 'SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = $schema AND table_name = $table',
-      params: { schema: { type: 'STRING', value: table.dataset }, table: { type: 'STRING', value: table.table } },
-    });
+    opened = await openWarehouse(options);
+    if (typeof opened === 'string') {
+      out(`consolidate rejects: ${opened}`);
+      return 1;
+    }
+    const { warehouse } = opened;
+    const d = dialectOf(warehouse, config);
     const filter = { reason: options.reason, batchId: options.batchId };
     const counts: Record<string, number> = {};
     let rows: Row[] = [];
-    if (Number(exists.rows[0]?.n ?? 0) > 0) {
-      for (const row of (await warehouse.query(quarantineCounts(duckdbDialect, table, filter))).rows) counts[String(row.reason)] = Number(row.row_count);
-      rows = (await warehouse.query(listQuarantine(duckdbDialect, table, { ...filter, limit: options.limit }))).rows;
+    if (await warehouse.tableExists(table)) {
+      for (const row of (await warehouse.query(quarantineCounts(d, table, filter))).rows) counts[String(row.reason)] = Number(row.row_count);
+      rows = (await warehouse.query(listQuarantine(d, table, { ...filter, limit: options.limit }))).rows;
     }
     const total = Object.values(counts).reduce((a, b) => a + b, 0);
     if (options.json) {
@@ -85,9 +84,30 @@ export async function rejectsCommand(options: RejectsOptions): Promise<number> {
     if (rows.length < total) out(`  … ${total - rows.length} more (--limit ${options.limit}); --json gives them as JSON`);
     return 0;
   } catch (error) {
-    out(`consolidate rejects: cannot read ${name} in ${session.warehouseFile}: ${errorMessage(error)}`);
+    out(`consolidate rejects: cannot read ${name} in ${typeof opened === 'object' ? opened.where : 'the warehouse'}: ${errorMessage(error)}`);
     return 1;
   } finally {
-    await warehouse?.close();
+    if (typeof opened === 'object') await opened.close();
   }
+}
+
+interface OpenedWarehouse {
+  warehouse: Warehouse;
+  where: string;
+  close: () => Promise<void>;
+}
+
+/** The backend's warehouse: BigQuery through the functions' composition, or the local DuckDB file (a message when there is none). */
+async function openWarehouse(options: RejectsOptions): Promise<OpenedWarehouse | string> {
+  const { config } = options;
+  if (config.backend === 'gcp') {
+    const logger = new JsonLogger((line) => options.verbose && process.stderr.write(`${line}\n`), 'DEBUG');
+    const chain = options.composeGcp ? options.composeGcp(config) : composeGoogleCloud(config, logger);
+    return { warehouse: chain.warehouse, where: `BigQuery project ${config.project}`, close: async () => undefined };
+  }
+  const { warehouseFile, demoWarehouse } = warehouseOf(config);
+  if (!existsSync(warehouseFile)) return `no warehouse at ${warehouseFile}${demoWarehouse ? ' yet; `consolidate run` creates it' : ''}`;
+  const session = openSession(options);
+  const warehouse = await DuckDbWarehouse.open(session.warehouseFile, { logger: session.logger });
+  return { warehouse, where: session.warehouseFile, close: () => warehouse.close() };
 }

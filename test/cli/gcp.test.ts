@@ -6,6 +6,9 @@ import { paths } from '../../shared/batch';
 import { GcsObjectStore } from '../../shared/gcp/gcs-object-store';
 import { callPublishOps, identityToken, type IdentityTokens } from '../../shared/gcp/operator';
 import { auditCommand } from '../../shared/cli/audit';
+import { rejectsCommand } from '../../shared/cli/rejects';
+import { listQuarantine, quarantineCounts } from '../../shared/sql/statements';
+import { bigqueryDialect } from '../../shared/sql/dialect';
 import { CliError } from '../../shared/cli/exit';
 import { BigQueryWarehouse } from '../../shared/gcp/bigquery-warehouse';
 import { reconcileCommand, replayCommand, statusCommand, type OperationOptions } from '../../shared/cli/operations';
@@ -206,6 +209,38 @@ describe('consolidate on Google Cloud', () => {
       assert.equal(await auditCommand({ ...o, repair: true, json: false }), 2);
       assert.match(o.lines.join('\n'), /set PUBLISH_OPS_URL/);
       assert.equal(create.callCount, 0);
+    });
+  });
+  describe('rejects: the quarantine table in BigQuery through the functions\' warehouse adapter', () => {
+    it('counts per reason and lists the rows with the exact statements, reading nothing else', async () => {
+      const f = makeFakes(GCP);
+      const bigquery = new BigQuery({ projectId: 'my-project' });
+      sinon.stub(bigquery, 'request').rejects(new Error('A test reached the network'));
+      const exists = sinon.stub(Table.prototype, 'exists').resolves([true] as never);
+      const create = sinon.stub(bigquery, 'createQueryJob');
+      const answers = [
+        [{ reason: 'MISSING_OPERATION_ID', row_count: 2 }],
+        [{ first_seen_at: '2026-01-15T10:20:00.000Z', batch_id: '20260115T102000Z-1a2b3c', source_table: 'ussd_operations', reason: 'MISSING_OPERATION_ID', operation_id: '  ', created_at: '2026-01-15T10:00:00.000Z', source_timestamp: '2026-01-15T10:05:00.000Z' }],
+      ];
+      answers.forEach((rows, i) => {
+        const job = bigquery.job(`job-${i}`, { location: 'EU' });
+        sinon.stub(job, 'getQueryResults').resolves([rows] as never);
+        sinon.stub(job, 'getMetadata').resolves([{ status: { state: 'DONE' } }] as never);
+        create.onCall(i).resolves([job, {}] as never);
+      });
+      const warehouse = new BigQueryWarehouse({ bigquery, storage: new Storage({ projectId: 'my-project' }), project: 'my-project', location: 'EU', pollIntervalMs: 0 });
+      const o = options(GCP, { composeGcp: () => ({ ...f.deps, warehouse }) });
+      assert.equal(await rejectsCommand({ ...o, reason: 'MISSING_OPERATION_ID', limit: 5, json: false }), 0, o.lines.join('\n'));
+      assert.equal(exists.callCount, 1);
+      const d = bigqueryDialect('my-project');
+      const table = o.config.tables.quarantine;
+      assert.deepEqual(create.getCalls().map((c) => (c.args[0] as { query: string }).query), [
+        quarantineCounts(d, table, { reason: 'MISSING_OPERATION_ID', batchId: undefined }).sql,
+        listQuarantine(d, table, { reason: 'MISSING_OPERATION_ID', batchId: undefined, limit: 5 }).sql,
+      ]);
+      assert.match(create.firstCall.args[0].query as string, /`my-project\.consolidated_dataset\./);
+      assert.match(o.lines.join('\n'), /Quarantine consolidated_dataset\.\w+ \(reason MISSING_OPERATION_ID\): 3 row\(s\)/);
+      assert.match(o.lines.join('\n'), /20260115T102000Z-1a2b3c\s+ussd_operations\s+MISSING_OPERATION_ID/);
     });
   });
 });

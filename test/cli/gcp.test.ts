@@ -239,7 +239,7 @@ describe('consolidate on Google Cloud', () => {
         listQuarantine(d, table, { reason: 'MISSING_OPERATION_ID', batchId: undefined, limit: 5 }).sql,
       ]);
       assert.match(create.firstCall.args[0].query as string, /`my-project\.consolidated_dataset\./);
-      assert.match(o.lines.join('\n'), /Quarantine consolidated_dataset\.\w+ \(reason MISSING_OPERATION_ID\): 3 row\(s\)/);
+      assert.match(o.lines.join('\n'), /Quarantine consolidated_dataset\.\w+ \(reason MISSING_OPERATION_ID\): 2 row\(s\)/);
       assert.match(o.lines.join('\n'), /20260115T102000Z-1a2b3c\s+ussd_operations\s+MISSING_OPERATION_ID/);
     });
   });

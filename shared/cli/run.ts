@@ -122,6 +122,9 @@ export async function runCommand(options: RunOptions): Promise<RunOutcome> {
     return report;
   };
 
+  /** The progress line of a single cycle (--once, --watch): its stage and the IDs published so far. */
+  const stages = (n: number) => (stage: string, ids: number) => progress.show(`cycle ${n}: ${stage} · IDs published ${ids}`, ids === 0);
+
   const print = (n: number, report: CycleReport) => {
     progress.clear();
     for (const line of formatCycle(n, report)) out(line);
@@ -134,7 +137,7 @@ export async function runCommand(options: RunOptions): Promise<RunOutcome> {
         const s = await startStack(session, options, clock);
         try {
           if (n === 1) describe(s);
-          print(n, await cycle(s, n, undefined));
+          print(n, await cycle(s, n, undefined, stages(n)));
           await s.settle();
         } finally {
           await s.stop();
@@ -144,7 +147,7 @@ export async function runCommand(options: RunOptions): Promise<RunOutcome> {
       stack = await startStack(session, options, clock);
       describe(stack);
       if (options.mode === 'once') {
-        print(1, await cycle(stack, 1, target));
+        print(1, await cycle(stack, 1, target, stages(1)));
       } else {
         await catchUp(stack, config, target ?? new Date(), options, interrupt, progress, totals, started, cycle, print);
       }

@@ -206,6 +206,14 @@ describe('consolidate (the CLI)', function () {
     assert.match(stderr, /catch-up: window 1 of 13 \(starting\) · operations so far 0 · rows merged 0/);
   });
 
+  it('run --once: one progress line with the cycle\'s stage and the IDs published', async () => {
+    await userWarehouse(join(dir, 'w.duckdb'));
+    const { code, stdout, stderr } = await run(['run', '--once', '--warehouse', 'w.duckdb', '--now', NOW, '--progress']);
+    assert.equal(code, 0, stdout + stderr);
+    assert.match(stderr, /^cycle 1: [a-z +]+ · IDs published 0$/m);
+    assert.match(stdout, /^cycle 1: batch /m);
+  });
+
   it('run --watch on a new demo warehouse: the warehouse is free between cycles; Ctrl-C stops after the current cycle, exit 0', async () => {
     // A long period: the reader below starts while the run waits; Ctrl-C then ends the wait at once.
     const child = startConsolidate(['run', '--watch', '--every', '10m', '--demo-rows', '300', '--progress'], { cwd: dir });

@@ -11,7 +11,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { historySpanMs, mixFor } from './generate';
 import type { Knobs, PrepareRequest, PrepareResult } from './worker';
-import { CHART, escape } from './report';
+import { CHART, escape, n, s, tablesEqualCell, timingCells } from './report';
 import type { BenchOptions, SizeResult } from './run';
 
 export const DEFAULT_HISTORY_SIZES = [1_000_000, 10_000_000];
@@ -121,8 +121,6 @@ export function historyProblems(report: HistoryReport): string[] {
   return problems;
 }
 
-const n = (value: number) => value.toLocaleString('en');
-const s = (ms: number) => (ms / 1000).toFixed(2);
 
 export function renderHistoryMarkdown(report: HistoryReport): string {
   const m = report.machine;
@@ -140,13 +138,7 @@ export function renderHistoryMarkdown(report: HistoryReport): string {
     '| operations in the history | days | USSD rows | chain total | extract and publish | collect | stage IDs + launch | pipeline | MERGE | bare total | bare: stage IDs | bare: enrich | bare: MERGE | chain / bare | tables equal |',
     '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |',
   ];
-  for (const r of report.results) {
-    const c = r.chain.stagesMs;
-    const b = r.bare.ms;
-    lines.push(
-      `| ${n(r.history)} | ${r.days.toFixed(0)} | ${n(r.sourceRows.ussd)} | **${s(c.total)}** | ${s(c.publish)} | ${s(c.collect)} | ${s(c.launch)} | ${s(c.pipeline)} | ${s(c.merge)} | **${s(b.total)}** | ${s(b.stageIds)} | ${s(b.enrich)} | ${s(b.merge)} | ${r.ratio.toFixed(2)} | ${r.matched ? `yes (${n(r.bare.comparison.chainRows)} rows)` : '**NO**'} |`,
-    );
-  }
+  for (const r of report.results) lines.push(`| ${n(r.history)} | ${r.days.toFixed(0)} | ${n(r.sourceRows.ussd)} | ${timingCells(r)} | ${r.ratio.toFixed(2)} | ${tablesEqualCell(r)} |`);
   if (report.growth) {
     const [first, last] = [report.results[0], report.results[report.results.length - 1]];
     lines.push(
